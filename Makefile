@@ -1,0 +1,100 @@
+# corral - GNU make with pkg-config.  `make check` is what CI runs.
+
+CC ?= cc
+PKGS := libseccomp jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wno-unused-parameter -Werror=implicit-function-declaration -Werror=format-security \
+	-Werror=incompatible-pointer-types -Werror=int-conversion -Werror=return-type
+OPT ?= -O2 -g
+CFLAGS ?=
+override CFLAGS += -std=gnu11 $(OPT) $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+	-Isrc $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS)
+
+BUILD ?= build
+LIB_SRCS := $(wildcard src/util/*.c) $(wildcard src/sandbox/*.c)
+CLI_SRCS := src/main.c $(wildcard src/cli-*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+HELPER := $(BUILD)/tests/sandbox-helper
+
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps check unit integration asan fuzz bench clean format
+
+all: $(BUILD)/corral
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcorral.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/corral: $(CLI_OBJS) $(BUILD)/libcorral.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the library (and the CLI's pure parts).
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS)) $(BUILD)/libcorral.a $(LDLIBS)
+
+# A static program the integration tests copy into sandboxes: escape
+# attempts and probes that do not depend on what the image contains.
+$(HELPER): tests/helper/sandbox-helper.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -static -o $@ $<
+
+deps:
+	scripts/install-deps
+
+check: deps
+	$(MAKE) all $(UNIT_BINS) $(HELPER)
+	$(MAKE) unit
+	$(MAKE) integration
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/corral $(HELPER)
+	CORRAL=$(abspath $(BUILD)/corral) HELPER=$(abspath $(HELPER)) \
+		$(PYTEST) -q -p no:cacheprovider tests/integration
+
+# Address and undefined-behaviour sanitizers over the unit tests and a
+# subset of the integration tests.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/sandbox-helper
+	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%); do echo "== $$t"; $$t; done
+	CORRAL=$(abspath build-asan/corral) HELPER=$(abspath build-asan/tests/sandbox-helper) \
+		ASAN_OPTIONS=detect_leaks=1 $(PYTEST) -q -p no:cacheprovider tests/integration -k "not concurrent"
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,build-fuzz/fuzz-%,$(wildcard tests/fuzz/fuzz-*.c))
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS))
+	@mkdir -p build-fuzz
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) -o $@ $< \
+		$(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) $(PKG_LIBS)
+
+# Each fuzz target runs for FUZZ_SECONDS (default 30) from its seed corpus.
+FUZZ_SECONDS ?= 30
+fuzz: $(FUZZ_TARGETS)
+	@set -e; for f in $(FUZZ_TARGETS); do \
+		n=$${f##*/fuzz-}; mkdir -p build-fuzz/corpus-$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+bench: all
+	bench/run.sh $(abspath $(BUILD)/corral)
+
+format:
+	clang-format -i src/*.c src/*/*.c src/*.h src/*/*.h
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

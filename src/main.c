@@ -1,0 +1,47 @@
+/* main.c - the corral binary: dispatch to a subcommand. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define CORRAL_VERSION "0.1.0"
+
+static const char usage[] =
+	"usage: corral <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  run       run one program in a fresh sandbox on this machine\n"
+	"  version   print the version\n"
+	"\n"
+	"'corral <command> --help' describes a command.\n";
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("corral %s\n", CORRAL_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "corral: unknown command '%s'\n%s", argv[1], usage);
+	return EXIT_USAGE;
+}

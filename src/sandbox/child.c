@@ -1,0 +1,537 @@
+/* child.c - see child.h.  The steps follow DESIGN.md section 4 in order. */
+#define _GNU_SOURCE
+#include "sandbox/child.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+
+/* The new root is assembled on a tmpfs mounted over this path in the
+ * child's own mount namespace; the host's /tmp is not touched. */
+#define NEWROOT "/tmp"
+
+/* --- reporting ------------------------------------------------------- */
+
+static int sync_fd = -1;
+
+/* Append `s` to dst (size n), always NUL-terminated.  Signal-safe. */
+static void cat(char *dst, size_t n, const char *s)
+{
+	size_t l = strlen(dst);
+	while (s && *s && l + 1 < n)
+		dst[l++] = *s++;
+	dst[l] = '\0';
+}
+
+static void send_msg(const struct child_msg *m)
+{
+	ssize_t r;
+	do
+		r = send(sync_fd, m, sizeof(*m), MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+}
+
+/* Report "<what> '<arg>'" with errno and exit.  The parent appends the
+ * strerror text. */
+static void __attribute__((noreturn)) die_code(int code, int errnum, const char *what,
+						const char *arg)
+{
+	struct child_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = CHILD_MSG_ERROR;
+	m.errnum = errnum;
+	cat(m.text, sizeof(m.text), what);
+	if (arg) {
+		cat(m.text, sizeof(m.text), " '");
+		cat(m.text, sizeof(m.text), arg);
+		cat(m.text, sizeof(m.text), "'");
+	}
+	send_msg(&m);
+	_exit(code);
+}
+
+static void __attribute__((noreturn)) die2(int errnum, const char *what, const char *arg)
+{
+	die_code(126, errnum, what, arg);
+}
+
+static void __attribute__((noreturn)) die(int errnum, const char *what)
+{
+	die2(errnum, what, NULL);
+}
+
+/* Join a, b (and c) into a fixed buffer; paths here are short and known. */
+static const char *path3(char *buf, size_t n, const char *a, const char *b, const char *c)
+{
+	buf[0] = '\0';
+	cat(buf, n, a);
+	cat(buf, n, b);
+	if (c)
+		cat(buf, n, c);
+	return buf;
+}
+
+/* --- mounts ---------------------------------------------------------- */
+
+/* Flags of an existing mount that a remount inside a user namespace must
+ * keep: the kernel locks them when the mount tree is copied into a less
+ * privileged namespace (see mount_namespaces(7), "locked" mounts). */
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static void bind_ro(const char *src, const char *dst, unsigned long extra)
+{
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die2(errno, "cannot bind-mount", src);
+	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra | locked_flags(dst), NULL) < 0)
+		die2(errno, "cannot make read-only", dst);
+}
+
+static void make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		die2(errno, "cannot create directory", path);
+}
+
+static void make_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0444);
+	if (fd < 0)
+		die2(errno, "cannot create mount point", path);
+	close(fd);
+}
+
+static void mount_tmpfs(const char *dst, unsigned long flags, const char *opts)
+{
+	if (mount("tmpfs", dst, "tmpfs", flags, opts) < 0)
+		die2(errno, "cannot mount tmpfs on", dst);
+}
+
+static bool exists(const char *path, bool *is_dir)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return false;
+	if (is_dir)
+		*is_dir = S_ISDIR(st.st_mode);
+	return true;
+}
+
+/* /proc entries that show host-wide kernel state or let root poke at it.
+ * Files are covered by /dev/null, directories by an empty read-only tmpfs
+ * (the lists match what OCI runtimes mask by default). */
+static const char *const proc_masked_files[] = {
+	"kcore", "keys", "key-users", "latency_stats", "timer_list", "timer_stats",
+	"sched_debug", "kallsyms", "kpagecount", "kpageflags", "kpagecgroup", "pagetypeinfo",
+	NULL,
+};
+static const char *const proc_masked_dirs[] = { "acpi", "asound", "scsi", "driver", NULL };
+static const char *const proc_readonly[] = { "sys", "sysrq-trigger", "irq", "bus", "fs", NULL };
+
+static void setup_proc(void)
+{
+	char p[PATH_MAX];
+	bool dir;
+
+	make_dir(NEWROOT "/proc", 0555);
+	if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		die(errno, "cannot mount a new /proc (is the host's /proc partly covered?)");
+	for (const char *const *f = proc_masked_files; *f; f++) {
+		path3(p, sizeof(p), NEWROOT "/proc/", *f, NULL);
+		if (!exists(p, &dir) || dir)
+			continue;
+		if (mount(NEWROOT "/dev/null", p, NULL, MS_BIND, NULL) < 0)
+			die2(errno, "cannot mask", p);
+	}
+	for (const char *const *d = proc_masked_dirs; *d; d++) {
+		path3(p, sizeof(p), NEWROOT "/proc/", *d, NULL);
+		if (!exists(p, &dir) || !dir)
+			continue;
+		mount_tmpfs(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
+	}
+	for (const char *const *r = proc_readonly; *r; r++) {
+		path3(p, sizeof(p), NEWROOT "/proc/", *r, NULL);
+		if (!exists(p, NULL))
+			continue;
+		bind_ro(p, p, MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	}
+}
+
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty", NULL };
+
+static void setup_dev(const struct sandbox_plan *plan)
+{
+	char src[64], dst[PATH_MAX];
+
+	make_dir(NEWROOT "/dev", 0755);
+	mount_tmpfs(NEWROOT "/dev", MS_NOSUID | MS_NOEXEC, plan->dev_opts);
+	/* A user namespace cannot mknod devices: bind the host's nodes. */
+	for (const char *const *n = dev_nodes; *n; n++) {
+		path3(src, sizeof(src), "/dev/", *n, NULL);
+		path3(dst, sizeof(dst), NEWROOT "/dev/", *n, NULL);
+		make_file(dst);
+		if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+			die2(errno, "cannot bind device", src);
+	}
+	make_dir(NEWROOT "/dev/pts", 0755);
+	if (mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=620") < 0)
+		die(errno, "cannot mount a new devpts instance");
+	if (symlink("pts/ptmx", NEWROOT "/dev/ptmx") < 0)
+		die(errno, "cannot create /dev/ptmx");
+	make_dir(NEWROOT "/dev/shm", 01777);
+	mount_tmpfs(NEWROOT "/dev/shm", MS_NOSUID | MS_NODEV, plan->shm_opts);
+	if (symlink("/proc/self/fd", NEWROOT "/dev/fd") < 0 ||
+	    symlink("/proc/self/fd/0", NEWROOT "/dev/stdin") < 0 ||
+	    symlink("/proc/self/fd/1", NEWROOT "/dev/stdout") < 0 ||
+	    symlink("/proc/self/fd/2", NEWROOT "/dev/stderr") < 0)
+		die(errno, "cannot create /dev symlinks");
+}
+
+static void setup_etc(const struct sandbox_plan *plan)
+{
+	char p[PATH_MAX], src[PATH_MAX];
+	bool dir;
+
+	make_dir(NEWROOT "/etc", 0755);
+	for (size_t i = 0; i < plan->n_etc; i++) {
+		const struct plan_file *f = &plan->etc[i];
+		path3(p, sizeof(p), NEWROOT "/etc/", f->name, NULL);
+		if (f->content) {
+			if (write_file_raw(p, O_CREAT | O_EXCL, 0644, f->content, strlen(f->content)) < 0)
+				die2(errno, "cannot write", p);
+		} else if (symlink(f->target, p) < 0) {
+			die2(errno, "cannot create symlink", p);
+		}
+	}
+	for (const char *const *b = plan->etc_binds; b && *b; b++) {
+		path3(src, sizeof(src), "/etc/", *b, NULL);
+		if (!exists(src, &dir))
+			continue;
+		path3(p, sizeof(p), NEWROOT "/etc/", *b, NULL);
+		if (dir)
+			make_dir(p, 0755);
+		else
+			make_file(p);
+		bind_ro(src, p, MS_NOSUID | MS_NODEV);
+	}
+}
+
+static void setup_home(const struct sandbox_plan *plan)
+{
+	char p[PATH_MAX];
+
+	make_dir(NEWROOT "/home", 0755);
+	path3(p, sizeof(p), NEWROOT, plan->home, NULL);
+	make_dir(p, 0700);
+	if (plan->home_tree_fd >= 0) {
+		if (move_mount(plan->home_tree_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			die2(errno, "cannot attach the thread directory at", plan->home);
+	} else {
+		mount_tmpfs(p, MS_NOSUID | MS_NODEV, plan->home_opts);
+	}
+}
+
+static void setup_code(const struct sandbox_plan *plan)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (plan->code_path == NULL)
+		return;
+	path3(p, sizeof(p), NEWROOT, plan->code_path, NULL);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+	if (fd < 0)
+		die2(errno, "cannot create code file", plan->code_path);
+	if (write_all(fd, plan->code, plan->code_len) < 0)
+		die2(errno, "cannot write code file (is /tmp too small?)", plan->code_path);
+	if (fchown(fd, 1000, 1000) < 0)
+		die2(errno, "cannot chown code file", plan->code_path);
+	close(fd);
+}
+
+static void setup_root(const struct sandbox_plan *plan)
+{
+	char p[PATH_MAX], src[PATH_MAX];
+	bool dir;
+
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		die(errno, "cannot make / private");
+	mount_tmpfs(NEWROOT, MS_NOSUID | MS_NODEV, plan->root_opts);
+
+	make_dir(NEWROOT "/usr", 0755);
+	bind_ro(plan->usr_src, NEWROOT "/usr", MS_NODEV);
+	for (const char *const *l = plan->top_links; l && *l; l++) {
+		/* Mirror a merged-/usr host (/bin -> usr/bin) or bind a real
+		 * directory of a split one. */
+		char target[PATH_MAX];
+		ssize_t n;
+		path3(src, sizeof(src), "/", *l, NULL);
+		path3(p, sizeof(p), NEWROOT "/", *l, NULL);
+		n = readlink(src, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (symlink(target, p) < 0)
+				die2(errno, "cannot create symlink", p);
+		} else if (exists(src, &dir) && dir) {
+			make_dir(p, 0755);
+			bind_ro(src, p, MS_NODEV);
+		}
+	}
+	setup_etc(plan);
+	setup_dev(plan);
+	setup_proc();
+
+	make_dir(NEWROOT "/tmp", 01777);
+	mount_tmpfs(NEWROOT "/tmp", MS_NOSUID | MS_NODEV, plan->tmp_opts);
+	make_dir(NEWROOT "/var", 0755);
+	if (symlink("/tmp", NEWROOT "/var/tmp") < 0)
+		die(errno, "cannot create /var/tmp");
+	make_dir(NEWROOT "/run", 0755);
+	setup_home(plan);
+	setup_code(plan);
+
+	/* The image never changes because of what a sandbox does: the root
+	 * and /dev tmpfs become read-only now that they are filled. */
+	if (mount(NULL, NEWROOT "/dev", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+		die(errno, "cannot make /dev read-only");
+	if (mount(NULL, NEWROOT, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		die(errno, "cannot make the root read-only");
+
+	if (chdir(NEWROOT) < 0)
+		die(errno, "cannot enter the new root");
+	/* pivot_root(".", ".") stacks the old root under the new one; the
+	 * detach below then removes it (pivot_root(2), NOTES). */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		die(errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		die(errno, "cannot detach the old root");
+	if (chdir("/") < 0)
+		die(errno, "chdir /");
+}
+
+/* --- network, privileges -------------------------------------------- */
+
+static void loopback_up(void)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die(errno, "cannot open a socket to configure loopback");
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		die(errno, "cannot read loopback flags");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		die(errno, "cannot bring loopback up");
+	close(fd);
+}
+
+static void drop_privileges(const struct sandbox_plan *plan)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0 ||
+	    setrlimit(RLIMIT_FSIZE, &plan->rl_fsize) < 0 ||
+	    setrlimit(RLIMIT_NOFILE, &plan->rl_nofile) < 0)
+		die(errno, "cannot set resource limits");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die(errno, "cannot set no_new_privs");
+	/* Empty the bounding set while we still hold CAP_SETPCAP, and lock
+	 * root's special treatment away so no exec can gain anything. */
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			die(errno, "cannot drop the capability bounding set");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		die(errno, "cannot clear ambient capabilities");
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
+		  SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0) < 0)
+		die(errno, "cannot set securebits");
+	if (setresgid(1000, 1000, 1000) < 0)
+		die(errno, "cannot switch to gid 1000");
+	if (setresuid(1000, 1000, 1000) < 0)
+		die(errno, "cannot switch to uid 1000");
+	/* setuid cleared permitted and effective; clear inheritable too. */
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		die(errno, "cannot clear capabilities");
+}
+
+/* Search the sandbox PATH ourselves: execvpe() would use the parent's
+ * environment, not the sandbox's. */
+static void exec_program(const struct sandbox_plan *plan)
+{
+	const char *prog = plan->argv[0];
+	int saved = ENOENT;
+
+	if (strchr(prog, '/')) {
+		execve(prog, plan->argv, plan->envp);
+		saved = errno;
+		die_code(saved == ENOENT ? 127 : 126, saved, "cannot execute", prog);
+	}
+	for (const char *const *d = plan->path_dirs; *d; d++) {
+		char p[PATH_MAX];
+		path3(p, sizeof(p), *d, "/", prog);
+		execve(p, plan->argv, plan->envp);
+		if (errno != ENOENT && errno != ENOTDIR)
+			saved = errno;
+	}
+	die_code(saved == ENOENT ? 127 : 126, saved, "cannot execute", prog);
+}
+
+/* pid 1 of the sandbox: reap everything, report the program's status,
+ * and exit, which makes the kernel kill whatever the program left behind
+ * (daemons, double forks) before our parent sees us go. */
+static void __attribute__((noreturn)) run_init(pid_t main_pid)
+{
+	struct child_msg m;
+	int status = 0;
+
+	prctl(PR_SET_NAME, "corral-init", 0, 0, 0);
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, 0);
+		if (p < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p == main_pid) {
+			status = st;
+			break;
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = CHILD_MSG_EXIT;
+	m.status = status;
+	send_msg(&m);
+	_exit(0);
+}
+
+static void setup_fds(const struct sandbox_plan *plan)
+{
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (devnull < 0)
+		die(errno, "cannot open /dev/null");
+	/* Move the sync socket out of the way of 0-2 first. */
+	if (sync_fd < 3) {
+		int s = fcntl(sync_fd, F_DUPFD_CLOEXEC, 3);
+		if (s < 0)
+			die(errno, "dup");
+		sync_fd = s;
+	}
+	if (dup2(devnull, 0) < 0 || dup2(plan->stdout_fd, 1) < 0 || dup2(plan->stderr_fd, 2) < 0)
+		die(errno, "cannot set up standard streams");
+	/* Close everything else; glibc 2.34 has close_range. */
+	if (sync_fd > 3)
+		close_range(3, (unsigned)sync_fd - 1, 0);
+	close_range((unsigned)sync_fd + 1, ~0u, 0);
+}
+
+void sandbox_child_main(const struct sandbox_plan *plan)
+{
+	char go;
+	ssize_t r;
+	pid_t pid;
+
+	sync_fd = plan->sync_fd;
+	/* Die with the supervisor: a sandbox never outlives it.  (The signal
+	 * follows the *thread* that cloned us, so the runtime clones only from
+	 * its long-lived loop thread.) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+	/* Wait until the parent wrote our id maps and placed us in cgroups. */
+	do
+		r = read(sync_fd, &go, 1);
+	while (r < 0 && errno == EINTR);
+	if (r != 1)
+		_exit(125);
+
+	/* We still carry the host's ids, which the new namespace does not
+	 * map; become its root (host uid = the range's base) so that what we
+	 * create below has an owner inside. */
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		die(errno, "cannot become root of the user namespace");
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (plan->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+		die(errno, "cannot create a cgroup namespace");
+	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
+		die(errno, "cannot set the hostname");
+	loopback_up();
+	setup_root(plan);
+	setup_fds(plan);
+	drop_privileges(plan);
+	/* Changing credentials cleared the parent-death signal: set it again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	{
+		/* The parent may have died in the window before: its end of
+		 * the sync socket is then closed. */
+		struct pollfd pfd = { sync_fd, POLLRDHUP, 0 };
+		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP)))
+			_exit(125);
+	}
+	if (chdir(plan->home) < 0)
+		die2(errno, "cannot enter home", plan->home);
+	/* Last: nothing after this needs a syscall the filter refuses. */
+	if (sandbox_filter_load(plan->filter) < 0)
+		die(errno, "cannot install the seccomp filter");
+
+	/* _Fork, not fork: atfork handlers would take locks that another
+	 * thread of the parent may have held at clone time. */
+	pid = _Fork();
+	if (pid < 0)
+		die(errno, "cannot fork the program");
+	if (pid == 0) {
+		exec_program(plan);
+		_exit(127);
+	}
+	/* init keeps no copy of the output pipes, so they reach EOF as soon
+	 * as the program's processes are gone; and it cannot be ptraced. */
+	dup2(0, 1);
+	dup2(0, 2);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	run_init(pid);
+}

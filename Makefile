@@ -22,6 +22,7 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER := $(BUILD)/tests/sandbox-helper
+CONCURRENT := $(BUILD)/tests/concurrent
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
@@ -51,19 +52,24 @@ $(HELPER): tests/helper/sandbox-helper.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -static -o $@ $<
 
+# Drives the library directly: many sandboxes from one runtime.
+$(CONCURRENT): tests/integration/concurrent.c $(BUILD)/libcorral.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcorral.a $(LDLIBS)
+
 deps:
 	scripts/install-deps
 
 check: deps
-	$(MAKE) all $(UNIT_BINS) $(HELPER)
+	$(MAKE) all $(UNIT_BINS) $(HELPER) $(CONCURRENT)
 	$(MAKE) unit
 	$(MAKE) integration
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/corral $(HELPER)
-	CORRAL=$(abspath $(BUILD)/corral) HELPER=$(abspath $(HELPER)) \
+integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
+	CORRAL=$(abspath $(BUILD)/corral) HELPER=$(abspath $(HELPER)) CONCURRENT=$(abspath $(CONCURRENT)) \
 		$(PYTEST) -q -p no:cacheprovider tests/integration
 
 # Address and undefined-behaviour sanitizers over the unit tests and a

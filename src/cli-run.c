@@ -32,6 +32,7 @@ static const char run_usage[] =
 	"                        (default: a fresh tmpfs home)\n"
 	"  --env NAME=VALUE      add to the environment (repeatable)\n"
 	"  --user NAME           sandbox user, uid 1000 (default baponi)\n"
+	"  --image DIR           image root holding usr/ (default: the host's /usr)\n"
 	"  --uid-base UID        first host uid of the sandbox range (default 100000)\n"
 	"  --allow-nested        let the program create its own namespaces\n"
 	"  --cgroup v1|v2        force a cgroup version (default: detect)\n"
@@ -41,7 +42,7 @@ static const char run_usage[] =
 enum {
 	OPT_TIMEOUT = 256, OPT_MEMORY, OPT_PIDS, OPT_CPUS, OPT_OUTPUT_LIMIT, OPT_TMP_SIZE,
 	OPT_THREAD_DIR, OPT_ENV, OPT_USER, OPT_JSON, OPT_LANGUAGE, OPT_CODE, OPT_CODE_FILE,
-	OPT_UID_BASE, OPT_ALLOW_NESTED, OPT_CGROUP,
+	OPT_UID_BASE, OPT_ALLOW_NESTED, OPT_CGROUP, OPT_IMAGE,
 };
 
 static const struct option run_longopts[] = {
@@ -61,6 +62,7 @@ static const struct option run_longopts[] = {
 	{ "uid-base", required_argument, NULL, OPT_UID_BASE },
 	{ "allow-nested", no_argument, NULL, OPT_ALLOW_NESTED },
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "image", required_argument, NULL, OPT_IMAGE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -121,7 +123,7 @@ int cli_run_parse(int argc, char **argv, struct run_options *opts, struct cr_err
 	opterr = 0;
 	/* '+': stop at the first non-option, so the command's own flags are
 	 * left alone even without "--". */
-	while ((c = getopt_long(argc, argv, "+h", run_longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:h", run_longopts, NULL)) != -1) {
 		const char *a = optarg;
 		switch (c) {
 		case OPT_TIMEOUT:
@@ -195,6 +197,12 @@ int cli_run_parse(int argc, char **argv, struct run_options *opts, struct cr_err
 				return -1;
 			cfg->host_uid_base = (uid_t)v;
 			break;
+		case OPT_IMAGE:
+			if (a[0] != '/')
+				return cr_error_set(err, 0, "--image: '%s' is not an absolute path", a);
+			free(cfg->image);
+			cfg->image = xstrdup(a);
+			break;
 		case OPT_ALLOW_NESTED:
 			cfg->allow_nested = true;
 			break;
@@ -212,7 +220,7 @@ int cli_run_parse(int argc, char **argv, struct run_options *opts, struct cr_err
 		case ':':
 			return cr_error_set(err, 0, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
+			if (optopt > 0 && optopt < 256)
 				return cr_error_set(err, 0, "unknown option '-%c'", optopt);
 			return cr_error_set(err, 0, "unknown option '%s'", argv[optind - 1]);
 		}

@@ -290,31 +290,22 @@ static void setup_code(const struct sandbox_plan *plan)
 
 static void setup_root(const struct sandbox_plan *plan)
 {
-	char p[PATH_MAX], src[PATH_MAX];
-	bool dir;
+	char p[PATH_MAX];
 
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die(errno, "cannot make / private");
 	mount_tmpfs(NEWROOT, MS_NOSUID | MS_NODEV, plan->root_opts);
 
-	make_dir(NEWROOT "/usr", 0755);
-	bind_ro(plan->usr_src, NEWROOT "/usr", MS_NODEV);
-	for (const char *const *l = plan->top_links; l && *l; l++) {
-		/* Mirror a merged-/usr host (/bin -> usr/bin) or bind a real
-		 * directory of a split one. */
-		char target[PATH_MAX];
-		ssize_t n;
-		path3(src, sizeof(src), "/", *l, NULL);
-		path3(p, sizeof(p), NEWROOT "/", *l, NULL);
-		n = readlink(src, target, sizeof(target) - 1);
-		if (n > 0) {
-			target[n] = '\0';
-			if (symlink(target, p) < 0)
-				die2(errno, "cannot create symlink", p);
-		} else if (exists(src, &dir) && dir) {
+	for (size_t i = 0; i < plan->n_image; i++) {
+		const struct plan_entry *e = &plan->image[i];
+		path3(p, sizeof(p), NEWROOT "/", e->name, NULL);
+		if (e->tree_fd >= 0) {
 			make_dir(p, 0755);
-			bind_ro(src, p, MS_NODEV);
+			if (move_mount(e->tree_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+				die2(errno, "cannot attach the image's", e->name);
+		} else if (symlink(e->target, p) < 0) {
+			die2(errno, "cannot create symlink", p);
 		}
 	}
 	setup_etc(plan);

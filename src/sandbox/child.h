@@ -52,12 +52,18 @@ struct sandbox_plan {
 	const char *code;
 	size_t code_len;
 
-	/* Host paths of the image (the host-composed image uses "/"). */
-	const char *usr_src;            /* "/usr" */
+	/* The image: read-only detached mounts (open_tree clones made by the
+	 * parent, so the child needs no access to their host paths) and
+	 * symlinks, placed at "/<name>" of the new root. */
+	struct plan_entry {
+		const char *name;       /* "usr", "bin", ... */
+		int tree_fd;            /* >= 0: attach this mount */
+		const char *target;     /* else: a symlink to this */
+	} image[8];
+	size_t n_image;
 	struct plan_file etc[PLAN_MAX_ETC];
 	size_t n_etc;
 	const char *const *etc_binds;   /* host /etc entries bound read-only */
-	const char *const *top_links;   /* "bin", "lib", ... mirrored at / */
 
 	const char *root_opts;          /* tmpfs option strings */
 	const char *tmp_opts;

@@ -38,6 +38,7 @@ void sandbox_config_release(struct sandbox_config *cfg)
 	free_strv(cfg->env);
 	free(cfg->code);
 	free(cfg->user);
+	free(cfg->image);
 	free(cfg->thread_dir);
 	memset(cfg, 0, sizeof(*cfg));
 }

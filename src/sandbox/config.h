@@ -55,6 +55,7 @@ struct sandbox_config {
 	/* Environment added to the clean base environment, "NAME=VALUE". */
 	char **env;                  /* NULL-terminated or NULL; owned */
 
+	char *image;                 /* image root directory; NULL: the host ("/") */
 	char *user;                  /* sandbox user name; home is /home/<user> */
 	char *thread_dir;            /* host directory for the home, or NULL */
 

@@ -135,8 +135,10 @@ static const char *const etc_copies[] = {
 	"os-release", "debian_version", "host.conf", "mime.types", "inputrc", NULL,
 };
 
-int sandbox_find_interpreter(enum sandbox_language lang, const char **path, struct cr_error *err)
+int sandbox_find_interpreter(const char *image, enum sandbox_language lang, const char **path,
+			     struct cr_error *err)
 {
+	char host[PATH_MAX];
 	static const char *const python[] = { "python3", "python", NULL };
 	static const char *const node[] = { "node", "nodejs", NULL };
 	static const char *const bash[] = { "bash", NULL };
@@ -155,16 +157,20 @@ int sandbox_find_interpreter(enum sandbox_language lang, const char **path, stru
 		for (const char *const *d = image_path_dirs; *d; d++) {
 			struct stat st;
 			snprintf(found, sizeof(found), "%s/%s", *d, *n);
-			if (stat(found, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
+			snprintf(host, sizeof(host), "%s%s", image ? image : "", found);
+			/* stat follows links on the host: good enough for the
+			 * host image, whose links point inside itself. */
+			if (stat(host, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
 				*path = found;
 				return 0;
 			}
 		}
 	}
 	return cr_error_set(err, 0,
-			    "language '%s' needs '%s'%s%s in the image, and it has none",
-			    sandbox_language_name(lang), names[0], names[1] ? " or " : "",
-			    names[1] ? names[1] : "");
+			    "language '%s' needs '%s'%s%s%s in the image%s%s, and it has none",
+			    sandbox_language_name(lang), names[0], names[1] ? " or '" : "",
+			    names[1] ? names[1] : "", names[1] ? "'" : "", image ? " " : "",
+			    image ? image : "");
 }
 
 /* A host uid in [base, base + 65536) that belongs to a real user would let
@@ -319,11 +325,13 @@ void sandbox_runtime_free(struct sandbox_runtime *rt)
 
 /* Everything a plan points at, freed after the clone. */
 struct plan_store {
-	struct buf strings[16];
+	struct buf strings[32];
 	size_t n;
 	char **argv;
 	char **envp;
 	char *path_dirs[16];
+	int tree_fds[8];
+	size_t n_tree;
 };
 
 static char *store(struct plan_store *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -357,6 +365,66 @@ static void plan_store_release(struct plan_store *ps)
 	free(ps->envp);
 	for (size_t i = 0; i < ARRAY_SIZE(ps->path_dirs); i++)
 		free(ps->path_dirs[i]);
+	for (size_t i = 0; i < ps->n_tree; i++)
+		close(ps->tree_fds[i]);
+	ps->n_tree = 0;
+}
+
+/* Clone `path` as a detached, recursively read-only, nosuid, nodev mount. */
+static int clone_ro_tree(const char *path, int *fd_out, struct cr_error *err)
+{
+	struct mount_attr attr = {
+		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+	};
+	int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+
+	if (fd < 0)
+		return cr_error_set(err, errno, "cannot clone a mount of '%s'", path);
+	if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+		close_keep_errno(fd);
+		return cr_error_set(err, errno, "cannot make a mount of '%s' read-only", path);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* The image's /usr and its top-level links (a merged-/usr layout has
+ * /bin -> usr/bin; a split one has real directories, bound as well). */
+static int plan_image(const char *image, struct sandbox_plan *plan, struct plan_store *ps,
+		      struct cr_error *err)
+{
+	const char *root = image ? image : "";
+	char path[PATH_MAX], target[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/usr", root);
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return cr_error_set(err, 0, "image '%s' has no usr directory", image ? image : "/");
+	if (clone_ro_tree(path, &fd, err) < 0)
+		return -1;
+	ps->tree_fds[ps->n_tree++] = fd;
+	plan->image[plan->n_image++] = (struct plan_entry){ "usr", fd, NULL };
+	for (const char *const *l = top_links; *l; l++) {
+		ssize_t n;
+		snprintf(path, sizeof(path), "%s/%s", root, *l);
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			n = readlink(path, target, sizeof(target) - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			plan->image[plan->n_image++] =
+				(struct plan_entry){ *l, -1, store(ps, "%s", target) };
+		} else if (S_ISDIR(st.st_mode)) {
+			if (clone_ro_tree(path, &fd, err) < 0)
+				return -1;
+			ps->tree_fds[ps->n_tree++] = fd;
+			plan->image[plan->n_image++] = (struct plan_entry){ *l, fd, NULL };
+		}
+	}
+	return 0;
 }
 
 static void env_set(char ***envp, size_t *n, const char *assignment)
@@ -555,8 +623,6 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 		plan->etc[plan->n_etc++] = (struct plan_file){ rt->etc[k].name, rt->etc[k].content,
 							       rt->etc[k].target };
 	plan->etc_binds = etc_binds;
-	plan->top_links = top_links;
-	plan->usr_src = "/usr";
 
 	plan->root_opts = "mode=0755,size=16m,nr_inodes=4096";
 	plan->dev_opts = "mode=0755,size=64k,nr_inodes=64";
@@ -593,7 +659,7 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (sandbox_config_check(cfg, err) < 0)
 		return NULL;
 	if (cfg->language != SANDBOX_LANG_NONE &&
-	    sandbox_find_interpreter(cfg->language, &interpreter, err) < 0)
+	    sandbox_find_interpreter(cfg->image, cfg->language, &interpreter, err) < 0)
 		return NULL;
 	if (check_uid_range(rt, cfg->host_uid_base, err) < 0)
 		return NULL;
@@ -622,6 +688,8 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	}
 
 	build_plan(rt, cfg, interpreter, &plan, &ps);
+	if (plan_image(cfg->image, &plan, &ps, err) < 0)
+		goto fail_plan;
 	plan.home_tree_fd = tree_fd;
 	plan.stdout_fd = out[0][1];
 	plan.stderr_fd = out[1][1];

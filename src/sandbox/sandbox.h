@@ -114,8 +114,10 @@ int sandbox_exec_pid(const struct sandbox_exec *ex);
 /* Free an execution.  A running one is killed and reaped first. */
 void sandbox_exec_free(struct sandbox_exec *ex);
 
-/* Find the interpreter for `lang` in the image; fills *path with a
- * sandbox path such as "/usr/bin/python3".  Exposed for tests. */
-int sandbox_find_interpreter(enum sandbox_language lang, const char **path, struct cr_error *err);
+/* Find the interpreter for `lang` in the image rooted at `image` (NULL:
+ * the host); fills *path (a static buffer) with a sandbox path such as
+ * "/usr/bin/python3". */
+int sandbox_find_interpreter(const char *image, enum sandbox_language lang, const char **path,
+			     struct cr_error *err);
 
 #endif

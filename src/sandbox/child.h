@@ -20,6 +20,10 @@
 
 #include "sandbox/seccomp.h"
 
+/* Bytes the parent sends: ids are mapped; the child is in its cgroups. */
+#define SYNC_GO 'g'
+#define SYNC_CGROUP 'c'
+
 enum child_msg_kind {
 	CHILD_MSG_ERROR = 1,
 	CHILD_MSG_EXIT = 2,

@@ -93,6 +93,21 @@ struct sandbox_exec {
 
 /* --- small helpers ---------------------------------------------------- */
 
+/* CORRAL_TRACE=1 prints each step of an execution with its time since
+ * the start, so a slow start can be explained without a profiler. */
+static int trace_on = -1;
+
+static void trace(const struct sandbox_exec *ex, const char *step)
+{
+	if (trace_on < 0) {
+		const char *t = getenv("CORRAL_TRACE");
+		trace_on = t && *t && strcmp(t, "0") != 0;
+	}
+	if (trace_on)
+		fprintf(stderr, "corral: trace: pid %d +%.3f ms %s\n", ex->pid,
+			(double)(now_ns() - ex->start_ns) / 1e6, step);
+}
+
 const char *sandbox_status_name(enum sandbox_status st)
 {
 	switch (st) {
@@ -262,8 +277,7 @@ struct sandbox_runtime *sandbox_runtime_new(const struct sandbox_runtime_options
 	rt->checked_uid_base = (uid_t)-1;
 	if (cgroup_manager_init(&rt->cgroups, root, opts ? opts->cgroup_version : CGROUP_NONE, err) < 0)
 		goto fail;
-	if (sandbox_filter_build(&rt->filter, 0, err) < 0 ||
-	    sandbox_filter_build(&rt->filter_nested, SANDBOX_FILTER_ALLOW_NESTED, err) < 0) {
+	if (sandbox_filter_build(&rt->filter, 0, err) < 0) {
 		cr_error_wrap(err, "seccomp");
 		goto fail;
 	}
@@ -636,6 +650,7 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 	plan->rl_fsize = (struct rlimit){ cfg->fsize, cfg->fsize };
 	plan->rl_nofile = (struct rlimit){ cfg->nofile, cfg->nofile };
 	plan->filter = cfg->allow_nested ? &rt->filter_nested : &rt->filter;
+
 	plan->unshare_cgroupns = rt->cgroups.version == CGROUP_V1;
 }
 
@@ -653,7 +668,6 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	int tree_fd = -1;
 	struct clone_args args;
 	long pid;
-	char go = 'g';
 
 	memset(&ps, 0, sizeof(ps));
 	if (sandbox_config_check(cfg, err) < 0)
@@ -681,12 +695,19 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 		goto fail;
 	if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
 		goto fail;
+	trace(ex, "cgroup created");
 	if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		cr_error_set(err, errno, "cannot create pipes for the sandbox");
 		goto fail;
 	}
 
+	/* The filter that allows nested namespaces is built on first use. */
+	if (cfg->allow_nested && rt->filter_nested.prog.filter == NULL &&
+	    sandbox_filter_build(&rt->filter_nested, SANDBOX_FILTER_ALLOW_NESTED, err) < 0) {
+		cr_error_wrap(err, "seccomp");
+		goto fail;
+	}
 	build_plan(rt, cfg, interpreter, &plan, &ps);
 	if (plan_image(cfg->image, &plan, &ps, err) < 0)
 		goto fail_plan;
@@ -713,6 +734,7 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	}
 	ex->pid = (pid_t)pid;
 	ex->running = true;
+	trace(ex, "cloned");
 	close_fd(&out[0][1]);
 	close_fd(&out[1][1]);
 	close_fd(&sync[1]);
@@ -724,10 +746,17 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	ex->sync_fd = sync[0];
 	link_live(ex);
 
-	/* The child waits for "go": give it ids and cgroups first. */
-	if (write_id_maps(ex->pid, cfg->host_uid_base, err) < 0 ||
-	    (ex->cg.version == CGROUP_V1 && cgroup_enter(&ex->cg, ex->pid, err) < 0))
+	/* The child waits for "go" (its ids) and later for "cgroup". */
+	if (write_id_maps(ex->pid, cfg->host_uid_base, err) < 0)
 		goto fail_started;
+	/* A send that fails means the child already died: its own report
+	 * (or its exit) says why, through the normal path. */
+	(void)send(ex->sync_fd, &(char){ SYNC_GO }, 1, MSG_NOSIGNAL);
+	trace(ex, "ids mapped");
+	if (ex->cg.version == CGROUP_V1 && cgroup_enter(&ex->cg, ex->pid, err) < 0)
+		goto fail_started;
+	trace(ex, "in cgroup");
+	(void)send(ex->sync_fd, &(char){ SYNC_CGROUP }, 1, MSG_NOSIGNAL);
 
 	ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (ex->timer_fd < 0) {
@@ -752,10 +781,6 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	    watch_add(ex, WATCH_TIMER, ex->timer_fd, err) < 0 ||
 	    watch_add(ex, WATCH_SYNC, ex->sync_fd, err) < 0)
 		goto fail_started;
-	if (write(ex->sync_fd, &go, 1) != 1) {
-		cr_error_set(err, errno, "cannot start the sandbox");
-		goto fail_started;
-	}
 	return ex;
 
 fail_started:
@@ -878,6 +903,7 @@ static void reap(struct sandbox_exec *ex, bool block)
 		break;
 	}
 	ex->reaped = true;
+	trace(ex, "reaped");
 	watch_del(ex, ex->pidfd);
 	/* Everything in the namespace is gone: drain what it wrote. */
 	read_sync(ex);
@@ -899,6 +925,7 @@ static void finalize(struct sandbox_exec *ex, bool notify)
 		fprintf(stderr, "corral: %s\n", err.msg);
 		cr_error_release(&err);
 	}
+	trace(ex, "cgroup removed");
 	res->peak_memory = st.peak_memory;
 	res->duration_ms = (now_ns() - ex->start_ns) / 1000000u;
 	res->cpu_ms = (uint64_t)(ex->rusage.ru_utime.tv_sec + ex->rusage.ru_stime.tv_sec) * 1000u +

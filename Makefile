@@ -1,9 +1,10 @@
 # corral - GNU make with pkg-config.  `make check` is what CI runs.
 
 CC ?= cc
-PKGS := libseccomp jansson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS := jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libseccomp 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
 	-Wno-unused-parameter -Werror=implicit-function-declaration -Werror=format-security \
@@ -15,7 +16,10 @@ override CFLAGS += -std=gnu11 $(OPT) $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protect
 LDLIBS += $(PKG_LIBS)
 
 BUILD ?= build
-LIB_SRCS := $(wildcard src/util/*.c) $(wildcard src/sandbox/*.c)
+# seccomp.c (the policy, compiled with libseccomp) runs at build time in
+# seccomp-gen; the binary carries the result and does not load libseccomp.
+LIB_SRCS := $(wildcard src/util/*.c) $(filter-out src/sandbox/seccomp-gen.c src/sandbox/seccomp.c,$(wildcard src/sandbox/*.c))
+GEN_SRCS := src/sandbox/seccomp-gen.c src/sandbox/seccomp.c src/util/util.c src/util/error.c
 CLI_SRCS := src/main.c $(wildcard src/cli-*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -34,6 +38,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The seccomp policy is compiled by libseccomp at build time and embedded.
+$(BUILD)/seccomp-gen: $(GEN_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(GEN_SRCS) $(SECCOMP_LIBS)
+
+$(BUILD)/gen/seccomp-bpf.h: $(BUILD)/seccomp-gen
+	@mkdir -p $(dir $@)
+	$(BUILD)/seccomp-gen > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/src/sandbox/seccomp-embedded.o: override CFLAGS += -I$(BUILD)/gen
+$(BUILD)/obj/src/sandbox/seccomp-embedded.o: $(BUILD)/gen/seccomp-bpf.h
+
 $(BUILD)/libcorral.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -42,9 +58,9 @@ $(BUILD)/corral: $(CLI_OBJS) $(BUILD)/libcorral.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the library (and the CLI's pure parts).
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(BUILD)/obj/src/sandbox/seccomp.o $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS)) $(BUILD)/libcorral.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS)) $(BUILD)/obj/src/sandbox/seccomp.o $(BUILD)/libcorral.a $(LDLIBS) $(SECCOMP_LIBS)
 
 # A static program the integration tests copy into sandboxes: escape
 # attempts and probes that do not depend on what the image contains.
@@ -82,9 +98,9 @@ asan:
 		ASAN_OPTIONS=detect_leaks=1 $(PYTEST) -q -p no:cacheprovider tests/integration -k "not concurrent"
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,build-fuzz/fuzz-%,$(wildcard tests/fuzz/fuzz-*.c))
-build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS))
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) $(BUILD)/gen/seccomp-bpf.h
 	@mkdir -p build-fuzz
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) -o $@ $< \
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -o $@ $< \
 		$(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) $(PKG_LIBS)
 
 # Each fuzz target runs for FUZZ_SECONDS (default 30) from its seed corpus.

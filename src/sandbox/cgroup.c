@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -267,6 +268,41 @@ void cgroup_manager_release(struct cgroup_manager *m)
 	for (int i = 0; i < CG1_COUNT; i++)
 		free(m->base[i]);
 	memset(m, 0, sizeof(*m));
+}
+
+int cgroup_manager_reap_stale(struct cgroup_manager *m)
+{
+	int n = 0;
+	int levels = m->version == CGROUP_V2 ? 1 : CG1_COUNT;
+
+	for (int i = 0; i < levels; i++) {
+		DIR *d = m->base[i] ? opendir(m->base[i]) : NULL;
+		struct dirent *e;
+
+		if (d == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			struct sandbox_cgroup cg;
+			char *end;
+			long pid = strtol(e->d_name, &end, 10);
+
+			if (e->d_type != DT_DIR || end == e->d_name || *end != '-' || pid <= 0)
+				continue;
+			if (pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			/* Treated as a single directory: kill() then lists its own
+			 * cgroup.procs, whatever the hierarchy. */
+			memset(&cg, 0, sizeof(cg));
+			cg.dirfd = -1;
+			cg.version = CGROUP_V2;
+			cg.path[0] = xasprintf("%s/%s", m->base[i], e->d_name);
+			cgroup_kill(&cg);
+			if (cgroup_destroy(&cg, NULL) == 0)
+				n++;
+		}
+		closedir(d);
+	}
+	return n;
 }
 
 static int set_knob(const char *dir, const char *knob, const char *fmt, ...)

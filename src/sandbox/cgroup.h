@@ -68,6 +68,10 @@ int cgroup_manager_init(struct cgroup_manager *m, const char *root, enum cgroup_
 			struct cr_error *err);
 void cgroup_manager_release(struct cgroup_manager *m);
 
+/* Remove execution cgroups ("<pid>-<n>") left by corral processes that
+ * no longer exist, killing anything still inside.  Returns how many. */
+int cgroup_manager_reap_stale(struct cgroup_manager *m);
+
 /* Create an execution's cgroup with `limits` applied. */
 int cgroup_create(struct cgroup_manager *m, const struct cgroup_limits *limits,
 		  struct sandbox_cgroup *cg, struct cr_error *err);

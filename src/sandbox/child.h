@@ -39,6 +39,7 @@ struct child_msg {
 struct plan_file {
 	const char *name;        /* relative to the new /etc */
 	const char *content;     /* file content, or NULL for a symlink */
+	size_t len;              /* bytes of content (it may be binary) */
 	const char *target;      /* symlink target */
 };
 

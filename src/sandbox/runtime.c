@@ -48,6 +48,7 @@ struct watch {
 struct etc_copy {
 	char *name;
 	char *content;
+	size_t len;
 	char *target;
 };
 
@@ -139,15 +140,13 @@ static const char *const top_links[] = { "bin", "sbin", "lib", "lib32", "lib64",
 
 /* Host /etc directories bound read-only: alternatives (Debian's program
  * symlinks), the CA store, loader configuration, Python's site config. */
-static const char *const etc_binds[] = {
-	"alternatives", "ssl", "ca-certificates", "ld.so.conf.d", "python3", "python3.11", NULL,
-};
+static const char *const etc_binds[] = { "alternatives", "ssl", NULL };
 
 /* Host /etc files copied into the generated /etc.  Nothing here names a
  * host user or secret. */
 static const char *const etc_copies[] = {
 	"ld.so.cache", "ld.so.conf", "protocols", "services", "localtime", "timezone",
-	"os-release", "debian_version", "host.conf", "mime.types", "inputrc", NULL,
+	"os-release", NULL,
 };
 
 int sandbox_find_interpreter(const char *image, enum sandbox_language lang, const char **path,
@@ -237,7 +236,7 @@ static void load_etc_copies(struct sandbox_runtime *rt)
 			target[len] = '\0';
 			c->target = xstrdup(target);
 		} else if (S_ISREG(st.st_mode) && st.st_size < (1 << 20)) {
-			c->content = read_file(path, NULL, NULL);
+			c->content = read_file(path, &c->len, NULL);
 			if (c->content == NULL)
 				continue;
 		} else {
@@ -277,16 +276,17 @@ struct sandbox_runtime *sandbox_runtime_new(const struct sandbox_runtime_options
 	rt->checked_uid_base = (uid_t)-1;
 	if (cgroup_manager_init(&rt->cgroups, root, opts ? opts->cgroup_version : CGROUP_NONE, err) < 0)
 		goto fail;
-	if (sandbox_filter_build(&rt->filter, 0, err) < 0) {
-		cr_error_wrap(err, "seccomp");
-		goto fail;
-	}
+	sandbox_filter_embedded(&rt->filter, 0);
+	sandbox_filter_embedded(&rt->filter_nested, SANDBOX_FILTER_ALLOW_NESTED);
 	rt->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (rt->epfd < 0) {
 		cr_error_set(err, errno, "epoll_create1");
 		goto fail;
 	}
 	load_etc_copies(rt);
+	/* cgroups of corral processes that died without cleaning up (a
+	 * SIGKILL, a crash) go now; nothing else can remove them. */
+	cgroup_manager_reap_stale(&rt->cgroups);
 	return rt;
 fail:
 	sandbox_runtime_free(rt);
@@ -324,8 +324,6 @@ void sandbox_runtime_free(struct sandbox_runtime *rt)
 	}
 	close_fd(&rt->epfd);
 	cgroup_manager_release(&rt->cgroups);
-	sandbox_filter_release(&rt->filter);
-	sandbox_filter_release(&rt->filter_nested);
 	for (size_t i = 0; i < rt->n_etc; i++) {
 		free(rt->etc[i].name);
 		free(rt->etc[i].content);
@@ -476,8 +474,23 @@ static int prepare_thread_dir(const char *dir, uid_t host_uid, int *tree_fd, str
 	cleanup_close int fd = -1;
 	struct stat st;
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) < 0 && errno == ENOENT) {
+		/* Create missing parents (root-owned, 0755) like mkdir -p. */
+		cleanup_free char *path = xstrdup(dir);
+		for (char *p = path + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			if (mkdir(path, 0755) < 0 && errno != EEXIST)
+				return cr_error_set(err, errno, "cannot create '%s' for thread directory '%s'",
+						    path, dir);
+			*p = '/';
+		}
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return cr_error_set(err, errno, "cannot create thread directory '%s'", dir);
+	} else if (errno != EEXIST && access(dir, F_OK) < 0) {
 		return cr_error_set(err, errno, "cannot create thread directory '%s'", dir);
+	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return cr_error_set(err, errno, "cannot open thread directory '%s'", dir);
@@ -618,24 +631,26 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 	plan->envp = ps->envp;
 
 	/* Generated /etc. */
-	plan->etc[plan->n_etc++] = (struct plan_file){ "passwd", store(ps,
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "passwd", .content = store(ps,
 		"root:x:0:0:root:/root:/usr/sbin/nologin\n"
 		"%s:x:%u:%u::%s:/bin/bash\n"
 		"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-		user, SANDBOX_UID, SANDBOX_UID, home), NULL };
-	plan->etc[plan->n_etc++] = (struct plan_file){ "group", store(ps,
-		"root:x:0:\ntty:x:5:\n%s:x:%u:\nnogroup:x:65534:\n", user, SANDBOX_UID), NULL };
-	plan->etc[plan->n_etc++] = (struct plan_file){ "hosts",
-		"127.0.0.1\tlocalhost " SANDBOX_HOSTNAME "\n::1\tlocalhost ip6-localhost ip6-loopback\n", NULL };
-	plan->etc[plan->n_etc++] = (struct plan_file){ "hostname", SANDBOX_HOSTNAME "\n", NULL };
-	plan->etc[plan->n_etc++] = (struct plan_file){ "resolv.conf",
-		"nameserver 127.0.0.1\noptions timeout:1 attempts:1\n", NULL };
-	plan->etc[plan->n_etc++] = (struct plan_file){ "nsswitch.conf",
+		user, SANDBOX_UID, SANDBOX_UID, home) };
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "group", .content = store(ps,
+		"root:x:0:\ntty:x:5:\n%s:x:%u:\nnogroup:x:65534:\n", user, SANDBOX_UID) };
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "hosts", .content =
+		"127.0.0.1\tlocalhost " SANDBOX_HOSTNAME "\n::1\tlocalhost ip6-localhost ip6-loopback\n" };
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "hostname", .content = SANDBOX_HOSTNAME "\n" };
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "resolv.conf", .content =
+		"nameserver 127.0.0.1\noptions timeout:1 attempts:1\n" };
+	plan->etc[plan->n_etc++] = (struct plan_file){ .name = "nsswitch.conf", .content =
 		"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
-		"networks: files\nprotocols: files\nservices: files\n", NULL };
+		"networks: files\nprotocols: files\nservices: files\n" };
+	for (size_t k = 0; k < plan->n_etc; k++)
+		plan->etc[k].len = strlen(plan->etc[k].content);
 	for (size_t k = 0; k < rt->n_etc && plan->n_etc < PLAN_MAX_ETC; k++)
 		plan->etc[plan->n_etc++] = (struct plan_file){ rt->etc[k].name, rt->etc[k].content,
-							       rt->etc[k].target };
+							       rt->etc[k].len, rt->etc[k].target };
 	plan->etc_binds = etc_binds;
 
 	plan->root_opts = "mode=0755,size=16m,nr_inodes=4096";
@@ -693,21 +708,19 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (cfg->thread_dir &&
 	    prepare_thread_dir(cfg->thread_dir, cfg->host_uid_base + SANDBOX_UID, &tree_fd, err) < 0)
 		goto fail;
-	if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
-		goto fail;
-	trace(ex, "cgroup created");
+	/* v2 clones straight into the cgroup, which must exist first; v1
+	 * creates it after the clone, while the child builds its root. */
+	if (rt->cgroups.version == CGROUP_V2) {
+		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
+			goto fail;
+		trace(ex, "cgroup created");
+	}
 	if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		cr_error_set(err, errno, "cannot create pipes for the sandbox");
 		goto fail;
 	}
 
-	/* The filter that allows nested namespaces is built on first use. */
-	if (cfg->allow_nested && rt->filter_nested.prog.filter == NULL &&
-	    sandbox_filter_build(&rt->filter_nested, SANDBOX_FILTER_ALLOW_NESTED, err) < 0) {
-		cr_error_wrap(err, "seccomp");
-		goto fail;
-	}
 	build_plan(rt, cfg, interpreter, &plan, &ps);
 	if (plan_image(cfg->image, &plan, &ps, err) < 0)
 		goto fail_plan;
@@ -721,7 +734,7 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 		     CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_PIDFD;
 	args.pidfd = (uint64_t)(uintptr_t)&ex->pidfd;
 	args.exit_signal = SIGCHLD;
-	if (ex->cg.version == CGROUP_V2) {
+	if (rt->cgroups.version == CGROUP_V2) {
 		args.flags |= CLONE_INTO_CGROUP;
 		args.cgroup = (uint64_t)ex->cg.dirfd;
 	}
@@ -753,9 +766,12 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	 * (or its exit) says why, through the normal path. */
 	(void)send(ex->sync_fd, &(char){ SYNC_GO }, 1, MSG_NOSIGNAL);
 	trace(ex, "ids mapped");
-	if (ex->cg.version == CGROUP_V1 && cgroup_enter(&ex->cg, ex->pid, err) < 0)
-		goto fail_started;
-	trace(ex, "in cgroup");
+	if (rt->cgroups.version == CGROUP_V1) {
+		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0 ||
+		    cgroup_enter(&ex->cg, ex->pid, err) < 0)
+			goto fail_started;
+		trace(ex, "in cgroup");
+	}
 	(void)send(ex->sync_fd, &(char){ SYNC_CGROUP }, 1, MSG_NOSIGNAL);
 
 	ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

@@ -156,9 +156,3 @@ void sandbox_filter_release(struct sandbox_filter *f)
 	free(f->prog.filter);
 	memset(f, 0, sizeof(*f));
 }
-
-int sandbox_filter_load(const struct sandbox_filter *f)
-{
-	/* TSYNC is not needed: the sandbox is single-threaded at this point. */
-	return (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &f->prog);
-}

@@ -28,8 +28,14 @@ enum sandbox_filter_flags {
 	SANDBOX_FILTER_ALLOW_NESTED = 1 << 0,   /* let the sandbox make namespaces */
 };
 
+/* Compile the policy with libseccomp (used at build time by seccomp-gen
+ * and by tests); the caller releases f. */
 int sandbox_filter_build(struct sandbox_filter *f, unsigned flags, struct cr_error *err);
 void sandbox_filter_release(struct sandbox_filter *f);
+
+/* The same program, compiled when corral was built: points at static
+ * data, so it is never released.  This is what sandboxes load. */
+void sandbox_filter_embedded(struct sandbox_filter *f, unsigned flags);
 
 /* Install in the calling thread (needs no_new_privs or CAP_SYS_ADMIN).
  * Async-signal-safe; returns -1 with errno set. */

@@ -532,6 +532,10 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	if (sandbox_filter_load(plan->filter) < 0)
 		die(errno, "cannot install the seccomp filter");
 
+	/* init's memory is a copy of the supervisor's: the program must
+	 * never read or ptrace it, so it is non-dumpable before the program
+	 * exists (exec gives the program a fresh, dumpable mm). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* vfork: nothing to copy, and no atfork handlers (which would take
 	 * locks another thread of the parent may have held at clone time).
 	 * The child only searches PATH into stack buffers and execs. */
@@ -546,6 +550,5 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	 * as the program's processes are gone; and it cannot be ptraced. */
 	dup2(0, 1);
 	dup2(0, 2);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	run_init(pid);
 }

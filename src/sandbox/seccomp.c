@@ -31,17 +31,21 @@ static const char *const denied[] = {
 	"add_key", "request_key", "keyctl",
 	"open_by_handle_at", "name_to_handle_at",
 	"io_uring_setup", "io_uring_enter", "io_uring_register",
-	/* file system layout */
-	"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
-	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
 	"quotactl", "quotactl_fd", "swapon", "swapoff",
-	/* other namespaces */
-	"setns",
 	/* host-wide state */
 	"reboot", "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
 	"syslog", "vhangup", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl",
 	"iopl", "ioperm", "create_module", "get_kernel_syms", "query_module",
 	"fanotify_init",
+};
+
+/* Refused unless the operator allows nested sandboxes.  A nested sandbox
+ * (an agent's own bubblewrap) needs them, but only inside the namespaces
+ * it creates: in corral's own, the sandbox user has no capability that
+ * would make any of them work. */
+static const char *const denied_unless_nested[] = {
+	"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "setns",
 };
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
@@ -88,6 +92,13 @@ int sandbox_filter_build(struct sandbox_filter *f, unsigned flags, struct cr_err
 
 	if (!(flags & SANDBOX_FILTER_ALLOW_NESTED)) {
 		struct scmp_arg_cmp ns_ne;
+		for (size_t i = 0; i < ARRAY_SIZE(denied_unless_nested); i++) {
+			int nr = seccomp_syscall_resolve_name(denied_unless_nested[i]);
+			if (nr == __NR_SCMP_ERROR)
+				continue;
+			if (add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0, NULL, denied_unless_nested[i], err) < 0)
+				goto out;
+		}
 		/* libseccomp has no "masked != 0", so deny each flag bit. */
 		for (unsigned bit = 0; bit < 64; bit++) {
 			uint64_t flag = 1ull << bit;
@@ -101,7 +112,9 @@ int sandbox_filter_build(struct sandbox_filter *f, unsigned flags, struct cr_err
 	}
 
 	{
-		struct scmp_arg_cmp vsock = SCMP_A0(SCMP_CMP_EQ, AF_VSOCK);
+		/* The kernel reads the family as an int: compare only the low
+		 * 32 bits, or 0xffffffff00000028 would pass as AF_VSOCK. */
+		struct scmp_arg_cmp vsock = SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, AF_VSOCK);
 		struct scmp_arg_cmp sti = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI);
 		struct scmp_arg_cmp linux_ = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX);
 		if (add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, &vsock, "socket", err) < 0 ||

@@ -81,8 +81,9 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
+# Every unit binary runs, then the target fails if any did.
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
 integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
 	CORRAL=$(abspath $(BUILD)/corral) HELPER=$(abspath $(HELPER)) CONCURRENT=$(abspath $(CONCURRENT)) \
@@ -93,7 +94,7 @@ integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/sandbox-helper
-	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%); do echo "== $$t"; $$t; done
+	@fail=0; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%); do $$t || fail=1; done; exit $$fail
 	CORRAL=$(abspath build-asan/corral) HELPER=$(abspath build-asan/tests/sandbox-helper) \
 		ASAN_OPTIONS=detect_leaks=1 $(PYTEST) -q -p no:cacheprovider tests/integration -k "not concurrent"
 
@@ -108,7 +109,8 @@ FUZZ_SECONDS ?= 30
 fuzz: $(FUZZ_TARGETS)
 	@set -e; for f in $(FUZZ_TARGETS); do \
 		n=$${f##*/fuzz-}; mkdir -p build-fuzz/corpus-$$n; \
-		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ \
+			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
 
 bench: all
 	bench/run.sh $(abspath $(BUILD)/corral)

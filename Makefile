@@ -54,8 +54,12 @@ $(BUILD)/libcorral.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The binary is linked statically (as a PIE): without the dynamic loader a
+# `corral run` starts about 0.3 ms sooner, a tenth of a whole sandbox.
+# Sanitizer builds link dynamically (STATIC=).
+STATIC ?= -static-pie
 $(BUILD)/corral: $(CLI_OBJS) $(BUILD)/libcorral.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(STATIC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the library (and the CLI's pure parts).
 $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(BUILD)/obj/src/sandbox/seccomp.o $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))
@@ -92,7 +96,7 @@ integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
 # Address and undefined-behaviour sanitizers over the unit tests and a
 # subset of the integration tests.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=build-asan STATIC= OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/sandbox-helper
 	@fail=0; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%); do $$t || fail=1; done; exit $$fail
 	CORRAL=$(abspath build-asan/corral) HELPER=$(abspath build-asan/tests/sandbox-helper) \

@@ -373,6 +373,8 @@ int cgroup_create(struct cgroup_manager *m, const struct cgroup_limits *limits,
 
 	memset(cg, 0, sizeof(*cg));
 	cg->dirfd = -1;
+	for (int i = 0; i < CG1_COUNT; i++)
+		cg->task_fd[i] = -1;
 	cg->version = m->version;
 	if (m->version == CGROUP_NONE)
 		return cr_error_set(err, 0, "cgroups are not initialised");
@@ -390,6 +392,18 @@ int cgroup_create(struct cgroup_manager *m, const struct cgroup_limits *limits,
 	if ((m->version == CGROUP_V2 ? apply_v2(cg, limits, err) : apply_v1(m, cg, limits, err)) < 0) {
 		cgroup_destroy(cg, NULL);
 		return -1;
+	}
+	if (m->version == CGROUP_V1) {
+		for (int i = 0; i < CG1_COUNT; i++) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/tasks", cg->path[i]);
+			cg->task_fd[i] = open(path, O_WRONLY | O_CLOEXEC);
+			if (cg->task_fd[i] < 0) {
+				int e = errno;
+				cgroup_destroy(cg, NULL);
+				return cr_error_set(err, e, "cannot open '%s'", path);
+			}
+		}
 	}
 	if (m->version == CGROUP_V2) {
 		cg->dirfd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -414,6 +428,21 @@ int cgroup_enter(struct sandbox_cgroup *cg, pid_t pid, struct cr_error *err)
 		snprintf(path, sizeof(path), "%s/cgroup.procs", cg->path[i]);
 		if (write_file_raw(path, 0, 0, s, (size_t)len) < 0)
 			return cr_error_set(err, errno, "cannot move pid %d into '%s'", pid, cg->path[i]);
+	}
+	return 0;
+}
+
+int cgroup_join_self(const int task_fd[CG1_COUNT])
+{
+	for (int i = 0; i < CG1_COUNT; i++) {
+		ssize_t r;
+		if (task_fd[i] < 0)
+			continue;
+		do
+			r = write(task_fd[i], "0", 1);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -510,6 +539,12 @@ int cgroup_destroy(struct sandbox_cgroup *cg, struct cr_error *err)
 	if (cg->dirfd >= 0) {
 		close(cg->dirfd);
 		cg->dirfd = -1;
+	}
+	for (int i = 0; i < CG1_COUNT; i++) {
+		if (cg->task_fd[i] >= 0) {
+			close(cg->task_fd[i]);
+			cg->task_fd[i] = -1;
+		}
 	}
 	for (int i = 0; i < CG1_COUNT; i++) {
 		if (cg->path[i] == NULL)

@@ -54,6 +54,7 @@ struct sandbox_cgroup {
 	enum cgroup_version version;
 	char *path[CG1_COUNT];       /* v2 uses path[0] only */
 	int dirfd;                   /* v2: O_PATH fd for CLONE_INTO_CGROUP, else -1 */
+	int task_fd[CG1_COUNT];      /* v1: each hierarchy's "tasks", open for writing */
 };
 
 struct cgroup_stats {
@@ -78,6 +79,14 @@ int cgroup_create(struct cgroup_manager *m, const struct cgroup_limits *limits,
 
 /* Move `pid` into the cgroup (v1; on v2 only when not cloned into it). */
 int cgroup_enter(struct sandbox_cgroup *cg, pid_t pid, struct cr_error *err);
+
+/* v1: how a sandbox enters its cgroups by itself.  cgroup_create() opens
+ * each hierarchy's "tasks" file for writing; the child, single-threaded,
+ * writes "0" to each (cgroup_join_self), which moves the calling thread.
+ * The kernel checks the opener's credentials (ours) and, for a thread
+ * moving itself, skips the global threadgroup lock whose RCU grace period
+ * makes a write of another pid take up to 15 ms.  Async-signal-safe. */
+int cgroup_join_self(const int task_fd[CG1_COUNT]);
 
 /* Read OOM kills and peak memory.  Missing files leave fields at 0. */
 void cgroup_read_stats(const struct sandbox_cgroup *cg, struct cgroup_stats *st);

@@ -499,22 +499,19 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		die(errno, "cannot become root of the user namespace");
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* v1: join our cgroups before anything is charged (v2 cloned us
+	 * into ours), then make the cgroup the root of our cgroup namespace. */
+	if (plan->cgroup_task_fds) {
+		if (cgroup_join_self(plan->cgroup_task_fds) < 0)
+			die(errno, "cannot join the execution's cgroups");
+		if (unshare(CLONE_NEWCGROUP) < 0)
+			die(errno, "cannot create a cgroup namespace");
+	}
 	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
 		die(errno, "cannot set the hostname");
 	loopback_up();
 	setup_root(plan);
 
-	/* On cgroup v1 the parent moves us into our cgroups while we build
-	 * the root above (a v1 migration waits for an RCU grace period, as
-	 * long as the rest of the setup).  Nothing of the program runs before
-	 * it is done; only the setup's few tmpfs pages are charged outside. */
-	do
-		r = read(sync_fd, &go, 1);
-	while (r < 0 && errno == EINTR);
-	if (r != 1 || go != SYNC_CGROUP)
-		_exit(125);
-	if (plan->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
-		die(errno, "cannot create a cgroup namespace");
 	setup_fds(plan);
 	drop_privileges(plan);
 	/* Changing credentials cleared the parent-death signal: set it again. */

@@ -18,11 +18,11 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
 
-/* Bytes the parent sends: ids are mapped; the child is in its cgroups. */
+/* The byte the parent sends once the child's ids are mapped. */
 #define SYNC_GO 'g'
-#define SYNC_CGROUP 'c'
 
 enum child_msg_kind {
 	CHILD_MSG_ERROR = 1,
@@ -82,7 +82,7 @@ struct sandbox_plan {
 
 	int stdout_fd, stderr_fd;       /* write ends */
 	int sync_fd;
-	bool unshare_cgroupns;          /* v1: enter a cgroup ns after the move */
+	const int *cgroup_task_fds;     /* v1: "tasks" files to join, else NULL */
 	const char *hostname;
 };
 

@@ -666,7 +666,6 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 	plan->rl_nofile = (struct rlimit){ cfg->nofile, cfg->nofile };
 	plan->filter = cfg->allow_nested ? &rt->filter_nested : &rt->filter;
 
-	plan->unshare_cgroupns = rt->cgroups.version == CGROUP_V1;
 }
 
 struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sandbox_config *cfg,
@@ -708,13 +707,9 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (cfg->thread_dir &&
 	    prepare_thread_dir(cfg->thread_dir, cfg->host_uid_base + SANDBOX_UID, &tree_fd, err) < 0)
 		goto fail;
-	/* v2 clones straight into the cgroup, which must exist first; v1
-	 * creates it after the clone, while the child builds its root. */
-	if (rt->cgroups.version == CGROUP_V2) {
-		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
-			goto fail;
-		trace(ex, "cgroup created");
-	}
+	if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
+		goto fail;
+	trace(ex, "cgroup created");
 	if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		cr_error_set(err, errno, "cannot create pipes for the sandbox");
@@ -725,17 +720,18 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (plan_image(cfg->image, &plan, &ps, err) < 0)
 		goto fail_plan;
 	plan.home_tree_fd = tree_fd;
+	plan.cgroup_task_fds = ex->cg.version == CGROUP_V1 ? ex->cg.task_fd : NULL;
 	plan.stdout_fd = out[0][1];
 	plan.stderr_fd = out[1][1];
 	plan.sync_fd = sync[1];
 
 	memset(&args, 0, sizeof(args));
 	args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-		     CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_PIDFD;
+		     CLONE_NEWNET | CLONE_PIDFD;
 	args.pidfd = (uint64_t)(uintptr_t)&ex->pidfd;
 	args.exit_signal = SIGCHLD;
 	if (rt->cgroups.version == CGROUP_V2) {
-		args.flags |= CLONE_INTO_CGROUP;
+		args.flags |= CLONE_INTO_CGROUP | CLONE_NEWCGROUP;
 		args.cgroup = (uint64_t)ex->cg.dirfd;
 	}
 	pid = syscall(SYS_clone3, &args, sizeof(args));
@@ -766,13 +762,6 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	 * (or its exit) says why, through the normal path. */
 	(void)send(ex->sync_fd, &(char){ SYNC_GO }, 1, MSG_NOSIGNAL);
 	trace(ex, "ids mapped");
-	if (rt->cgroups.version == CGROUP_V1) {
-		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0 ||
-		    cgroup_enter(&ex->cg, ex->pid, err) < 0)
-			goto fail_started;
-		trace(ex, "in cgroup");
-	}
-	(void)send(ex->sync_fd, &(char){ SYNC_CGROUP }, 1, MSG_NOSIGNAL);
 
 	ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (ex->timer_fd < 0) {

@@ -349,6 +349,7 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	ropts.cgroup_version = opts.cgroup;
+	ropts.process_argv = cli_process_argv;
 	rt = sandbox_runtime_new(&ropts, &err);
 	if (rt == NULL)
 		goto fail;

@@ -367,6 +367,20 @@ static void loopback_up(void)
 	close(fd);
 }
 
+/* glibc's setresuid() broadcasts the change to every thread of the
+ * process (its "setxid" protocol), which in a child cloned from a
+ * multi-threaded parent waits on threads that do not exist here.  The
+ * raw system calls change only the calling thread: all there is. */
+static int raw_setresuid(uid_t id)
+{
+	return (int)syscall(SYS_setresuid, id, id, id);
+}
+
+static int raw_setresgid(gid_t id)
+{
+	return (int)syscall(SYS_setresgid, id, id, id);
+}
+
 static void drop_privileges(const struct sandbox_plan *plan)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -392,9 +406,9 @@ static void drop_privileges(const struct sandbox_plan *plan)
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
 		  SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0) < 0)
 		die(errno, "cannot set securebits");
-	if (setresgid(1000, 1000, 1000) < 0)
+	if (raw_setresgid(1000) < 0)
 		die(errno, "cannot switch to gid 1000");
-	if (setresuid(1000, 1000, 1000) < 0)
+	if (raw_setresuid(1000) < 0)
 		die(errno, "cannot switch to uid 1000");
 	/* setuid cleared permitted and effective; clear inheritable too. */
 	memset(data, 0, sizeof(data));
@@ -474,6 +488,31 @@ static void setup_fds(const struct sandbox_plan *plan)
 	close_range((unsigned)sync_fd + 1, ~0u, 0);
 }
 
+/* Start from a clean process state whatever the supervisor's: its signal
+ * mask and ignored signals (a server ignores SIGPIPE; `corral run` blocks
+ * INT, TERM and HUP) would otherwise reach the program, so would its
+ * umask; and a new session leaves the caller's terminal behind, so
+ * /dev/tty cannot reach it (bubblewrap's CVE-2017-5226).  The copy of the
+ * supervisor's command line that /proc/1/cmdline would show is wiped. */
+static void reset_process_state(const struct sandbox_plan *plan)
+{
+	struct sigaction dfl;
+	sigset_t none;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	umask(022);
+	if (setsid() < 0)
+		die(errno, "cannot start a new session");
+	for (char *const *a = plan->wipe_args; a && *a; a++)
+		memset(*a, 0, strlen(*a));
+}
+
 void sandbox_child_main(const struct sandbox_plan *plan)
 {
 	char go;
@@ -481,6 +520,7 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	pid_t pid;
 
 	sync_fd = plan->sync_fd;
+	reset_process_state(plan);
 	/* Die with the supervisor: a sandbox never outlives it.  (The signal
 	 * follows the *thread* that cloned us, so the runtime clones only from
 	 * its long-lived loop thread.) */
@@ -496,7 +536,7 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	/* We still carry the host's ids, which the new namespace does not
 	 * map; become its root (host uid = the range's base) so that what we
 	 * create below has an owner inside. */
-	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+	if (raw_setresgid(0) < 0 || raw_setresuid(0) < 0)
 		die(errno, "cannot become root of the user namespace");
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* v1: join our cgroups before anything is charged (v2 cloned us

@@ -84,6 +84,7 @@ struct sandbox_plan {
 	int sync_fd;
 	const int *cgroup_task_fds;     /* v1: "tasks" files to join, else NULL */
 	const char *hostname;
+	char *const *wipe_args;         /* the supervisor's argv, wiped in the copy */
 };
 
 /* The child's entry point after clone; never returns. */

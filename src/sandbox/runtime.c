@@ -23,6 +23,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 
 #ifndef CLONE_INTO_CGROUP
@@ -60,6 +61,7 @@ struct sandbox_runtime {
 	struct etc_copy *etc;
 	size_t n_etc;
 	size_t active;
+	char **process_argv;
 	struct sandbox_exec *live;       /* doubly linked list of running executions */
 	uid_t checked_uid_base;          /* last host id range found free */
 };
@@ -273,6 +275,7 @@ struct sandbox_runtime *sandbox_runtime_new(const struct sandbox_runtime_options
 
 	rt = xzalloc(sizeof(*rt));
 	rt->epfd = -1;
+	rt->process_argv = opts ? opts->process_argv : NULL;
 	rt->checked_uid_base = (uid_t)-1;
 	if (cgroup_manager_init(&rt->cgroups, root, opts ? opts->cgroup_version : CGROUP_NONE, err) < 0)
 		goto fail;
@@ -382,19 +385,32 @@ static void plan_store_release(struct plan_store *ps)
 	ps->n_tree = 0;
 }
 
-/* Clone `path` as a detached, recursively read-only, nosuid, nodev mount. */
-static int clone_ro_tree(const char *path, int *fd_out, struct cr_error *err)
+/* Clone `name` below the directory `dirfd` as a detached, recursively
+ * read-only, nosuid, nodev mount.  No symlink is followed: an image whose
+ * "usr" points elsewhere (at the host's /, say) is refused rather than
+ * exposing that target. */
+static int clone_ro_tree(int dirfd, const char *name, const char *shown, int *fd_out,
+			 struct cr_error *err)
 {
 	struct mount_attr attr = {
 		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 	};
-	int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
+	};
+	cleanup_close int at = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	int fd;
 
+	if (at < 0)
+		return cr_error_set(err, errno, "cannot open '%s' (it must be a directory, not a link)",
+				    shown);
+	fd = open_tree(at, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
 	if (fd < 0)
-		return cr_error_set(err, errno, "cannot clone a mount of '%s'", path);
+		return cr_error_set(err, errno, "cannot clone a mount of '%s'", shown);
 	if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
 		close_keep_errno(fd);
-		return cr_error_set(err, errno, "cannot make a mount of '%s' read-only", path);
+		return cr_error_set(err, errno, "cannot make a mount of '%s' read-only", shown);
 	}
 	*fd_out = fd;
 	return 0;
@@ -405,32 +421,37 @@ static int clone_ro_tree(const char *path, int *fd_out, struct cr_error *err)
 static int plan_image(const char *image, struct sandbox_plan *plan, struct plan_store *ps,
 		      struct cr_error *err)
 {
-	const char *root = image ? image : "";
+	const char *root = image ? image : "/";
 	char path[PATH_MAX], target[PATH_MAX];
+	cleanup_close int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/usr", root);
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-		return cr_error_set(err, 0, "image '%s' has no usr directory", image ? image : "/");
-	if (clone_ro_tree(path, &fd, err) < 0)
+	if (rootfd < 0)
+		return cr_error_set(err, errno, "cannot open image '%s'", root);
+	if (fstatat(rootfd, "usr", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return cr_error_set(err, 0, "image '%s' has no usr directory", root);
+	snprintf(path, sizeof(path), "%s/usr", image ? image : "");
+	if (clone_ro_tree(rootfd, "usr", path, &fd, err) < 0)
 		return -1;
 	ps->tree_fds[ps->n_tree++] = fd;
 	plan->image[plan->n_image++] = (struct plan_entry){ "usr", fd, NULL };
 	for (const char *const *l = top_links; *l; l++) {
 		ssize_t n;
-		snprintf(path, sizeof(path), "%s/%s", root, *l);
-		if (lstat(path, &st) < 0)
+		if (fstatat(rootfd, *l, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		snprintf(path, sizeof(path), "%s/%s", image ? image : "", *l);
 		if (S_ISLNK(st.st_mode)) {
-			n = readlink(path, target, sizeof(target) - 1);
+			/* Recreated as a link inside, where it resolves in the
+			 * sandbox's own root. */
+			n = readlinkat(rootfd, *l, target, sizeof(target) - 1);
 			if (n <= 0)
 				continue;
 			target[n] = '\0';
 			plan->image[plan->n_image++] =
 				(struct plan_entry){ *l, -1, store(ps, "%s", target) };
 		} else if (S_ISDIR(st.st_mode)) {
-			if (clone_ro_tree(path, &fd, err) < 0)
+			if (clone_ro_tree(rootfd, *l, path, &fd, err) < 0)
 				return -1;
 			ps->tree_fds[ps->n_tree++] = fd;
 			plan->image[plan->n_image++] = (struct plan_entry){ *l, fd, NULL };
@@ -468,6 +489,23 @@ static const char *code_suffix(enum sandbox_language lang)
  * sandbox user's host uid, and clone it as a detached mount the child can
  * attach (the child itself may not be able to reach the path: its parent
  * directories can be closed to the unprivileged ids it runs as). */
+static bool dir_is_empty(int fd)
+{
+	char buf[4096];
+	long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+	long off = 0;
+
+	/* Only "." and ".." may be listed. */
+	while (off < n) {
+		struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+			(void *)(buf + off);
+		if (strcmp(d->name, ".") != 0 && strcmp(d->name, "..") != 0)
+			return false;
+		off += d->reclen;
+	}
+	return n >= 0;
+}
+
 static int prepare_thread_dir(const char *dir, uid_t host_uid, int *tree_fd, struct cr_error *err)
 {
 	struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
@@ -497,6 +535,13 @@ static int prepare_thread_dir(const char *dir, uid_t host_uid, int *tree_fd, str
 	if (fstat(fd, &st) < 0)
 		return cr_error_set(err, errno, "cannot stat thread directory '%s'", dir);
 	if (st.st_uid != host_uid || st.st_gid != host_uid) {
+		/* Only a directory corral just made (root's, empty) is handed to
+		 * the sandbox's uid: an existing directory of someone else's
+		 * would otherwise be exposed read-write to the sandbox. */
+		if (st.st_uid != 0 || !dir_is_empty(fd))
+			return cr_error_set(err, 0,
+					    "thread directory '%s' belongs to uid %u, not the sandbox's host uid %u; refusing to take it over",
+					    dir, (unsigned)st.st_uid, host_uid);
 		if (fchown(fd, host_uid, host_uid) < 0)
 			return cr_error_set(err, errno, "cannot give thread directory '%s' to uid %u", dir,
 					    host_uid);
@@ -665,6 +710,7 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 	plan->rl_fsize = (struct rlimit){ cfg->fsize, cfg->fsize };
 	plan->rl_nofile = (struct rlimit){ cfg->nofile, cfg->nofile };
 	plan->filter = cfg->allow_nested ? &rt->filter_nested : &rt->filter;
+	plan->wipe_args = rt->process_argv;
 
 }
 
@@ -697,6 +743,8 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	ex->pidfd = ex->timer_fd = ex->sync_fd = -1;
 	ex->out_fd[0] = ex->out_fd[1] = -1;
 	ex->cg.dirfd = -1;
+	for (int i = 0; i < CG1_COUNT; i++)
+		ex->cg.task_fd[i] = -1;
 	ex->res.exit_code = -1;
 	ex->output_limit = cfg->output_limit;
 	ex->userdata = userdata;
@@ -861,8 +909,12 @@ static void read_sync(struct sandbox_exec *ex)
 static void read_output(struct sandbox_exec *ex, int s)
 {
 	char chunk[65536];
+	/* At most 1 MiB per wakeup, so one fast writer cannot starve the
+	 * loop (epoll is level-triggered: the rest comes next round).  After
+	 * init is reaped nothing writes any more: read to the end. */
+	int budget = ex->reaped ? -1 : 16;
 
-	while (ex->out_fd[s] >= 0) {
+	while (ex->out_fd[s] >= 0 && budget-- != 0) {
 		ssize_t r = read(ex->out_fd[s], chunk, sizeof(chunk));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -903,6 +955,11 @@ static void reap(struct sandbox_exec *ex, bool block)
 				 WEXITED | (block ? 0 : WNOHANG), &ex->rusage);
 		if (r < 0 && errno == EINTR)
 			continue;
+		/* ECHILD: something else in this process reaped init (a
+		 * waitpid(-1) or SIGCHLD ignored by an embedding program).
+		 * Its status is lost, but it is gone: carry on as reaped. */
+		if (r < 0 && errno == ECHILD)
+			break;
 		if (r < 0 || info.si_pid == 0)
 			return;
 		break;

@@ -61,6 +61,9 @@ struct sandbox_result {
 
 struct sandbox_exec;
 
+/* Callbacks run inside sandbox_runtime_dispatch().  on_output must not
+ * free any execution; on_exit may free its own execution (and only that
+ * one: others may still be pending in the same dispatch). */
 struct sandbox_callbacks {
 	/* Output as it arrives (before the limit cuts it); may be NULL. */
 	void (*on_output)(struct sandbox_exec *ex, enum sandbox_stream s, const char *data,
@@ -72,6 +75,10 @@ struct sandbox_callbacks {
 struct sandbox_runtime_options {
 	const char *cgroup_root;        /* default "/sys/fs/cgroup" */
 	enum cgroup_version cgroup_version;  /* CGROUP_NONE: detect */
+	/* main()'s argv: the sandbox's init starts as a copy of this process
+	 * and wipes these strings so that its /proc/1/cmdline shows nothing
+	 * of the supervisor's command line.  May be NULL. */
+	char **process_argv;
 };
 
 struct sandbox_runtime;

@@ -46,7 +46,20 @@ def helper_home(tmp_path):
     d.mkdir()
     shutil.copy(HELPER, d / "helper")
     os.chmod(d / "helper", 0o755)
+    # A pre-seeded thread home must belong to the sandbox user's host uid:
+    # corral refuses to take over a directory of someone else's.
+    give_to_sandbox(d)
     return str(d)
+
+
+SANDBOX_HOST_UID = 101000
+
+
+def give_to_sandbox(path):
+    """chown -R a host directory to the sandbox user's host uid."""
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+            os.chown(n, SANDBOX_HOST_UID, SANDBOX_HOST_UID)
 
 
 def helper(home, *args, extra=(), timeout=60):

@@ -565,3 +565,36 @@ def test_foreign_syscall_abi_kills_process(helper_home, abi):
     assert f"{abi}: ok" not in res["stdout"], f"ESCAPE: {abi} syscall returned: {res['stdout']!r}"
     assert f"{abi}: trying" in res["stdout"], res
     assert res["signal"] == signal.SIGSYS and res["status"] == "failed", res
+
+
+# --- the caller's terminal and the supervisor's memory ----------------------
+
+def test_no_controlling_terminal():
+    # The sandbox runs in a session of its own: /dev/tty reaches no terminal
+    # (bubblewrap's CVE-2017-5226 was a sandbox typing into its caller's).
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(CORRAL, [CORRAL, "run", "--json", "--", "sh", "-c",
+                          "echo x > /dev/tty && echo TTY-OPEN; ps -o tty= -p $$"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    start = text.index("{")
+    res = __import__("json").loads(text[start:text.rindex("}") + 1])
+    assert "TTY-OPEN" not in res["stdout"], res
+    assert res["stdout"].strip() == "?", res
+
+
+def test_init_command_line_shows_nothing_of_the_supervisor():
+    marker = "corral-argv-marker-" + secrets.token_hex(4)
+    res = run_json("--env", f"X={marker}", "--", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline")
+    assert marker not in res["stdout"] and "run" not in res["stdout"], res

@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from conftest import CORRAL, run, run_json
+from conftest import CORRAL, give_to_sandbox, run, run_json
 
 CONCURRENT = os.environ.get("CONCURRENT") or os.path.join(
     os.path.dirname(CORRAL), "tests", "concurrent")
@@ -221,6 +221,7 @@ def test_pip_install_user_from_local_source(thread_dir):
         z.writestr("corraldemo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: corraldemo\nVersion: 1.0\n")
         z.writestr("corraldemo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr("corraldemo-1.0.dist-info/RECORD", "")
+    give_to_sandbox(thread_dir)
     r = run_json("--thread-dir", thread_dir, "--timeout", "120", "--", "sh", "-c",
                  "python3 -m pip install --user --no-index --no-cache-dir ~/corraldemo-1.0-py3-none-any.whl")
     assert r["status"] == "success", r
@@ -463,3 +464,42 @@ def test_help_and_unknown_command():
     assert p.returncode == 0 and "--thread-dir" in p.stdout
     p = subprocess.run([CORRAL, "frobnicate"], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown command" in p.stderr
+
+
+# --- process state and host paths (from review) -----------------------------
+
+def test_program_gets_default_signals_and_umask():
+    # corral run blocks INT/TERM/HUP for itself and a server ignores SIGPIPE:
+    # none of that may reach the program.
+    r = run_json("--", "sh", "-c",
+                 "grep -E 'SigBlk|SigIgn' /proc/self/status; umask; "
+                 "sleep 30 & kill -TERM $!; wait $!; echo $?")
+    lines = r["stdout"].split("\n")
+    assert lines[0].split() == ["SigBlk:", "0000000000000000"]
+    assert lines[1].split() == ["SigIgn:", "0000000000000000"]
+    assert lines[2] == "0022" and lines[3] == "143"
+    assert r["duration_ms"] < 10_000
+
+
+def test_callers_umask_does_not_break_the_sandbox():
+    p = subprocess.run(["sh", "-c", f"umask 077; exec {CORRAL} run --json -- id -u"],
+                       capture_output=True, text=True, timeout=30)
+    assert json.loads(p.stdout)["stdout"] == "1000\n", p.stdout + p.stderr
+
+
+def test_existing_foreign_thread_dir_is_not_taken_over(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    (victim / "secret").write_text("s")
+    os.chown(victim, 4242, 4242)
+    p = run("--thread-dir", str(victim), "--", "cat", "/home/baponi/secret")
+    assert p.returncode == 125 and "refusing to take it over" in p.stderr
+    assert os.stat(victim).st_uid == 4242
+
+
+def test_image_whose_usr_is_a_symlink_is_refused(tmp_path):
+    img = tmp_path / "img"
+    img.mkdir()
+    os.symlink("/", img / "usr")
+    p = run("--image", str(img), "--", "true")
+    assert p.returncode == 125 and "no usr directory" in p.stderr

@@ -15,6 +15,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+char **cli_process_argv;
+
 static const char run_usage[] =
 	"usage: corral run [options] -- CMD [ARGS...]\n"
 	"       corral run [options] [--language python|node|bash] --code SOURCE\n"

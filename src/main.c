@@ -24,8 +24,6 @@ static const struct command commands[] = {
 	{ "run", cmd_run },
 };
 
-char **cli_process_argv;
-
 int main(int argc, char **argv)
 {
 	cli_process_argv = argv;

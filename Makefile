@@ -1,9 +1,11 @@
 # corral - GNU make with pkg-config.  `make check` is what CI runs.
 
 CC ?= cc
-PKGS := jansson
+PKGS := jansson sqlite3 libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libseccomp 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# --static: the binary is linked with -static-pie (below), so the archives'
+# own dependencies (libsqlite3.a needs -lm -lz) must be named too.
+PKG_LIBS := $(shell pkg-config --static --libs $(PKGS) 2>/dev/null)
 SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
@@ -18,7 +20,7 @@ LDLIBS += $(PKG_LIBS)
 BUILD ?= build
 # seccomp.c (the policy, compiled with libseccomp) runs at build time in
 # seccomp-gen; the binary carries the result and does not load libseccomp.
-LIB_SRCS := $(wildcard src/util/*.c) $(filter-out src/sandbox/seccomp-gen.c src/sandbox/seccomp.c,$(wildcard src/sandbox/*.c))
+LIB_SRCS := $(wildcard src/util/*.c) $(wildcard src/store/*.c) $(filter-out src/sandbox/seccomp-gen.c src/sandbox/seccomp.c,$(wildcard src/sandbox/*.c))
 GEN_SRCS := src/sandbox/seccomp-gen.c src/sandbox/seccomp.c src/util/util.c src/util/error.c
 CLI_SRCS := src/main.c $(wildcard src/cli-*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

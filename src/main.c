@@ -11,6 +11,10 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  run       run one program in a fresh sandbox on this machine\n"
+	"  env       create, list, show, change and delete environments\n"
+	"  key       create, list and revoke API keys\n"
+	"  thread    list, show and delete the threads of an environment\n"
+	"  usage     credits and executions per key and month\n"
 	"  version   print the version\n"
 	"\n"
 	"'corral <command> --help' describes a command.\n";
@@ -22,6 +26,10 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run },
+	{ "env", cmd_env },
+	{ "key", cmd_key },
+	{ "thread", cmd_thread },
+	{ "usage", cmd_usage },
 };
 
 int main(int argc, char **argv)

@@ -66,3 +66,114 @@ def helper(home, *args, extra=(), timeout=60):
     """Run the helper inside a sandbox whose home is `home`; return JSON result."""
     return run_json("--thread-dir", home, *extra, "--", "/home/baponi/helper", *args,
                     timeout=timeout)
+
+
+# --- a real `corral serve` --------------------------------------------------
+
+import re
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A `corral serve` on a free loopback port with its own state dir."""
+
+    def __init__(self, state_dir, extra=()):
+        self.state_dir = str(state_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = list(extra)
+        self.proc = None
+        self.admin_token = None
+        self.stdout_lines = []
+
+    def start(self, timeout=15):
+        self.proc = subprocess.Popen(
+            [CORRAL, "serve", "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir,
+             *self.extra],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(self.state_dir + ".log"), "ab"),
+            text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"corral serve exited with {self.proc.returncode}: "
+                                     + open(self.state_dir + ".log").read())
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.02)
+        else:
+            raise AssertionError("corral serve did not become healthy")
+        # The admin token is printed once, on the first start only.
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        out = self.proc.stdout.read() or ""
+        self.stdout_lines += out.splitlines()
+        for line in self.stdout_lines:
+            m = re.search(r"admin token[^:]*: (\S+)", line)
+            if m:
+                self.admin_token = m.group(1)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cli(self, *args):
+        """Run an admin verb against this server's state dir."""
+        return subprocess.run([CORRAL, *args, "--state-dir", self.state_dir],
+                              capture_output=True, text=True, timeout=30)
+
+    def create_key(self, env="default", plan="unlimited", name=None):
+        args = ["key", "create", "--env", env, "--plan", plan]
+        if name:
+            args += ["--name", name]
+        p = self.cli(*args)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+
+    def request(self, method, path, body=None, key=None, headers=None, raw=None, timeout=60):
+        """Return (status, headers, parsed JSON or text)."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if key:
+            req.add_header("Authorization", f"Bearer {key}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                status, hdrs, text = r.status, dict(r.headers), r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, hdrs, text = e.code, dict(e.headers), e.read().decode()
+        try:
+            return status, hdrs, json.loads(text)
+        except ValueError:
+            return status, hdrs, text
+
+    def execute(self, key, **body):
+        return self.request("POST", "/v1/sandbox/execute", body=body, key=key)
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "state").start()
+    yield s
+    s.stop()

@@ -490,6 +490,8 @@ static void finish_as(struct store_exec *ex, const char *status, int64_t credits
 	free(ex->status);
 	ex->status = xstrdup(status);
 	ex->exit_code = strcmp(status, "success") == 0 ? 0 : 1;
+	free(ex->stdout_text);
+	free(ex->stderr_text);
 	ex->stdout_text = xstrdup("hi\n");
 	ex->stderr_text = xstrdup("");
 	ex->duration_ms = 1234;

@@ -22,9 +22,21 @@ BUILD ?= build
 # seccomp-gen; the binary carries the result and does not load libseccomp.
 LIB_SRCS := $(wildcard src/util/*.c) $(wildcard src/store/*.c) $(filter-out src/sandbox/seccomp-gen.c src/sandbox/seccomp.c,$(wildcard src/sandbox/*.c))
 GEN_SRCS := src/sandbox/seccomp-gen.c src/sandbox/seccomp.c src/util/util.c src/util/error.c
-CLI_SRCS := src/main.c $(wildcard src/cli-*.c)
+# The network side (the HTTP server with libmicrohttpd, the `exec` client
+# with libcurl) is built into a second executable, corral-net, which
+# `corral serve` and `corral exec` run in their place.  Linking those
+# libraries (and the TLS stacks they pull in: 35 shared objects) into
+# corral itself would make every `corral run` load them: measured, 8.7 ms
+# instead of 3.6 for a trivial run.
+NET_CLI_SRCS := src/cli-serve.c $(wildcard src/cli-exec.c)
+NET_SRCS := $(wildcard src/server/*.c) $(NET_CLI_SRCS)
+CLI_SRCS := src/main.c $(filter-out $(NET_CLI_SRCS),$(wildcard src/cli-*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+NET_OBJS := $(NET_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/main-net.o
+NET_PKGS := libmicrohttpd libcurl
+NET_CFLAGS := $(shell pkg-config --cflags $(NET_PKGS) 2>/dev/null)
+NET_LIBS := $(shell pkg-config --libs $(NET_PKGS) jansson sqlite3 libsodium 2>/dev/null) -lm -lpthread
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER := $(BUILD)/tests/sandbox-helper
@@ -34,11 +46,18 @@ PYTEST ?= /usr/bin/python3 -m pytest
 
 .PHONY: all deps check unit integration asan fuzz bench clean format
 
-all: $(BUILD)/corral
+all: $(BUILD)/corral $(BUILD)/corral-net
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(NET_SRCS:%.c=$(BUILD)/obj/%.o): override CFLAGS += $(NET_CFLAGS)
+
+# main.c again, with the network commands run in-process.
+$(BUILD)/obj/src/main-net.o: src/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NET_CFLAGS) -DCORRAL_NET $(if $(wildcard src/cli-exec.c),-DCORRAL_HAVE_EXEC) -MMD -MP -c $< -o $@
 
 # The seccomp policy is compiled by libseccomp at build time and embedded.
 $(BUILD)/seccomp-gen: $(GEN_SRCS)
@@ -62,6 +81,9 @@ $(BUILD)/libcorral.a: $(LIB_OBJS)
 STATIC ?= -static-pie
 $(BUILD)/corral: $(CLI_OBJS) $(BUILD)/libcorral.a
 	$(CC) $(CFLAGS) $(STATIC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/corral-net: $(NET_OBJS) $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS)) $(BUILD)/libcorral.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NET_LIBS)
 
 # Unit tests link the library (and the CLI's pure parts).
 $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(BUILD)/obj/src/sandbox/seccomp.o $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))

@@ -41,6 +41,8 @@ void run_options_release(struct run_options *opts);
 json_t *cli_run_result_json(const struct sandbox_result *res);
 
 int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 
 /* main()'s argv, for code that needs the whole command line. */
 extern char **cli_process_argv;

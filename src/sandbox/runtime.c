@@ -877,6 +877,12 @@ void sandbox_exec_cancel(struct sandbox_exec *ex)
 	kill_tree(ex);
 }
 
+void sandbox_runtime_cancel_all(struct sandbox_runtime *rt)
+{
+	for (struct sandbox_exec *ex = rt->live; ex; ex = ex->next)
+		sandbox_exec_cancel(ex);
+}
+
 /* Read what the sandbox's setup or init reported. */
 static void read_sync(struct sandbox_exec *ex)
 {

@@ -110,6 +110,9 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 				   const struct sandbox_callbacks *cb, void *userdata,
 				   struct cr_error *err);
 
+/* Cancel every running execution of the runtime (a server's drain). */
+void sandbox_runtime_cancel_all(struct sandbox_runtime *rt);
+
 /* Kill a running execution; it ends as SANDBOX_CANCELLED. */
 void sandbox_exec_cancel(struct sandbox_exec *ex);
 

@@ -1,0 +1,350 @@
+/* admin.c - /admin/v1/: environments, keys, threads and usage for the
+ * web console and scripts, behind the admin token.  The JSON shapes are
+ * the admin CLI's (cli_*_json), so `corral env list --json` and
+ * GET /admin/v1/environments agree. */
+#define _GNU_SOURCE
+#include "server/api.h"
+#include "cli.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <string.h>
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	json_decref(body);
+	if (s == NULL)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			    const char *msg)
+{
+	return reply(conn, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+}
+
+/* Map a store error to a status and code. */
+static enum MHD_Result store_fail_reply(struct MHD_Connection *conn, struct cr_error *err)
+{
+	enum MHD_Result r;
+	switch (err->errnum) {
+	case ENOENT:
+		r = fail(conn, 404, "not_found", err->msg);
+		break;
+	case EEXIST:
+	case EBUSY:
+	case EKEYREVOKED:
+	case ENOTUNIQ:
+		r = fail(conn, 409, "conflict", err->msg);
+		break;
+	case EINVAL:
+		r = fail(conn, 400, "validation_error", err->msg);
+		break;
+	default:
+		r = fail(conn, 500, "internal_error", err->msg);
+	}
+	cr_error_release(err);
+	return r;
+}
+
+static json_t *body_object(struct request *req, struct MHD_Connection *conn, enum MHD_Result *ret)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(req->body.data ? req->body.data : "{}", req->body.len ? req->body.len : 2,
+			       0, &jerr);
+	if (o == NULL || !json_is_object(o)) {
+		json_decref(o);
+		*ret = fail(conn, 400, "validation_error", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* Apply the settable fields of an environment from a JSON object. */
+static int env_from_json(json_t *o, struct store_env *e, struct cr_error *err)
+{
+	static const char *const ints[] = { "memory_mib", "pids", "cpu_milli", "tmp_mib" };
+	int64_t *dst[] = { &e->memory_mib, &e->pids, &e->cpu_milli, &e->tmp_mib };
+	json_t *v;
+
+	for (size_t i = 0; i < 4; i++) {
+		v = json_object_get(o, ints[i]);
+		if (v == NULL)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return cr_error_set(err, 0, "'%s' must be a positive integer", ints[i]);
+		*dst[i] = json_integer_value(v);
+	}
+	v = json_object_get(o, "allow_nested");
+	if (v) {
+		if (!json_is_boolean(v))
+			return cr_error_set(err, 0, "'allow_nested' must be true or false");
+		e->allow_nested = json_is_true(v);
+	}
+	v = json_object_get(o, "network");
+	if (v && (!json_is_string(v) || strcmp(json_string_value(v), "none") != 0))
+		return cr_error_set(err, 0, "'network' can only be \"none\" on this server yet");
+	return 0;
+}
+
+static enum MHD_Result environments(struct server *srv, struct MHD_Connection *conn,
+				    struct request *req, const char *name, const char *method)
+{
+	struct store *st = srv->state.store;
+	struct cr_error err = CR_ERROR_INIT;
+	enum MHD_Result ret;
+	struct store_env e;
+	json_t *o;
+
+	memset(&e, 0, sizeof(e));
+	if (name == NULL && strcmp(method, "GET") == 0) {
+		struct store_env *v = NULL;
+		size_t n = 0;
+		json_t *a;
+		if (store_env_list(st, &v, &n, &err) < 0)
+			return store_fail_reply(conn, &err);
+		a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, cli_env_json(&v[i]));
+		store_env_list_free(v, n);
+		return reply(conn, 200, json_pack("{s:o}", "environments", a));
+	}
+	if (name == NULL && strcmp(method, "POST") == 0) {
+		json_t *jn;
+		if ((o = body_object(req, conn, &ret)) == NULL)
+			return ret;
+		jn = json_object_get(o, "name");
+		store_env_defaults(&e);
+		if (!json_is_string(jn)) {
+			json_decref(o);
+			return fail(conn, 400, "validation_error", "'name' is required and must be a string");
+		}
+		e.name = xstrdup(json_string_value(jn));
+		if (store_check_env_name(e.name, &err) < 0 || env_from_json(o, &e, &err) < 0 ||
+		    store_env_create(st, &e, &err) < 0) {
+			if (err.errnum == 0)
+				err.errnum = EINVAL;
+			json_decref(o);
+			store_env_release(&e);
+			return store_fail_reply(conn, &err);
+		}
+		json_decref(o);
+		ret = reply(conn, 201, cli_env_json(&e));
+		store_env_release(&e);
+		return ret;
+	}
+	if (name == NULL)
+		return fail(conn, 405, "method_not_allowed", "use GET or POST");
+	if (store_env_get(st, name, &e, &err) < 0)
+		return store_fail_reply(conn, &err);
+	if (strcmp(method, "GET") == 0) {
+		ret = reply(conn, 200, cli_env_json(&e));
+	} else if (strcmp(method, "PATCH") == 0) {
+		if ((o = body_object(req, conn, &ret)) == NULL) {
+			store_env_release(&e);
+			return ret;
+		}
+		if (env_from_json(o, &e, &err) < 0 || store_env_update(st, &e, &err) < 0) {
+			if (err.errnum == 0)
+				err.errnum = EINVAL;
+			ret = store_fail_reply(conn, &err);
+		} else {
+			ret = reply(conn, 200, cli_env_json(&e));
+		}
+		json_decref(o);
+	} else if (strcmp(method, "DELETE") == 0) {
+		const char *force = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
+		bool f = force && strcmp(force, "true") == 0;
+		if (store_env_delete(st, name, f, &err) < 0) {
+			ret = store_fail_reply(conn, &err);
+		} else {
+			(void)store_state_remove_home(&srv->state, e.id, NULL, NULL, &err);
+			cr_error_release(&err);
+			ret = reply(conn, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
+		}
+	} else {
+		ret = fail(conn, 405, "method_not_allowed", "use GET, PATCH or DELETE");
+	}
+	store_env_release(&e);
+	return ret;
+}
+
+static enum MHD_Result keys(struct server *srv, struct MHD_Connection *conn, struct request *req,
+			    const char *rest, const char *method)
+{
+	struct store *st = srv->state.store;
+	struct cr_error err = CR_ERROR_INIT;
+	enum MHD_Result ret;
+
+	if (rest == NULL && strcmp(method, "GET") == 0) {
+		const char *env = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "env");
+		struct store_key *v = NULL;
+		size_t n = 0;
+		json_t *a;
+		if (store_key_list(st, env, &v, &n, &err) < 0)
+			return store_fail_reply(conn, &err);
+		a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, cli_key_json(&v[i]));
+		store_key_list_free(v, n);
+		return reply(conn, 200, json_pack("{s:o}", "keys", a));
+	}
+	if (rest == NULL && strcmp(method, "POST") == 0) {
+		json_t *o, *j;
+		const char *env, *plan, *label, *region;
+		char *secret = NULL;
+		struct store_key k;
+		if ((o = body_object(req, conn, &ret)) == NULL)
+			return ret;
+		env = json_string_value(json_object_get(o, "env"));
+		plan = json_string_value(json_object_get(o, "plan"));
+		label = json_string_value(json_object_get(o, "name"));
+		region = json_string_value(json_object_get(o, "region"));
+		if (env == NULL) {
+			json_decref(o);
+			return fail(conn, 400, "validation_error", "'env' is required");
+		}
+		memset(&k, 0, sizeof(k));
+		if (store_key_create(st, env, plan ? plan : "free", label, region ? region : "local",
+				     &secret, &k, &err) < 0) {
+			json_decref(o);
+			return store_fail_reply(conn, &err);
+		}
+		json_decref(o);
+		j = cli_key_json(&k);
+		json_object_set_new(j, "key", json_string(secret));
+		sodium_memzero(secret, strlen(secret));
+		free(secret);
+		store_key_release(&k);
+		return reply(conn, 201, j);
+	}
+	if (rest && strcmp(method, "POST") == 0) {
+		const char *slash = strchr(rest, '/');
+		char *id;
+		if (slash == NULL || strcmp(slash, "/revoke") != 0)
+			return fail(conn, 404, "not_found", "use POST /admin/v1/keys/{id}/revoke");
+		id = xstrndup(rest, (size_t)(slash - rest));
+		if (store_key_revoke(st, id, &err) < 0) {
+			free(id);
+			return store_fail_reply(conn, &err);
+		}
+		ret = reply(conn, 200, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
+		free(id);
+		return ret;
+	}
+	return fail(conn, 405, "method_not_allowed", "use GET or POST");
+}
+
+static enum MHD_Result threads(struct server *srv, struct MHD_Connection *conn, const char *rest,
+			       const char *method)
+{
+	struct store *st = srv->state.store;
+	struct cr_error err = CR_ERROR_INIT;
+	struct store_env e;
+	enum MHD_Result ret;
+	const char *env = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "env");
+
+	if (env == NULL)
+		return fail(conn, 400, "validation_error", "give the environment as ?env=NAME");
+	memset(&e, 0, sizeof(e));
+	if (store_env_get(st, env, &e, &err) < 0)
+		return store_fail_reply(conn, &err);
+	if (rest == NULL && strcmp(method, "GET") == 0) {
+		struct store_thread *v = NULL;
+		size_t n = 0;
+		json_t *a;
+		if (store_thread_list(st, e.id, &v, &n, &err) < 0) {
+			store_env_release(&e);
+			return store_fail_reply(conn, &err);
+		}
+		a = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, cli_thread_json(&v[i], e.name));
+		store_thread_list_free(v, n);
+		ret = reply(conn, 200, json_pack("{s:o}", "threads", a));
+	} else if (rest && strcmp(method, "GET") == 0) {
+		struct store_thread t;
+		memset(&t, 0, sizeof(t));
+		if (store_thread_get(st, e.id, rest, &t, &err) < 0)
+			ret = store_fail_reply(conn, &err);
+		else
+			ret = reply(conn, 200, cli_thread_json(&t, e.name));
+		store_thread_release(&t);
+	} else if (rest && strcmp(method, "DELETE") == 0) {
+		if (store_thread_delete(st, e.id, rest, &err) < 0 ||
+		    store_state_remove_home(&srv->state, e.id, rest, NULL, &err) < 0)
+			ret = store_fail_reply(conn, &err);
+		else
+			ret = reply(conn, 200, json_pack("{s:s, s:b}", "thread_id", rest, "deleted", 1));
+	} else {
+		ret = fail(conn, 405, "method_not_allowed", "use GET or DELETE");
+	}
+	store_env_release(&e);
+	return ret;
+}
+
+static enum MHD_Result usage(struct server *srv, struct MHD_Connection *conn)
+{
+	struct cr_error err = CR_ERROR_INIT;
+	const char *env = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "env");
+	const char *month = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "month");
+	struct store_usage *u = NULL;
+	size_t n = 0;
+	json_t *a;
+
+	if (store_usage_list(srv->state.store, env, month, &u, &n, &err) < 0)
+		return store_fail_reply(conn, &err);
+	a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, cli_usage_json(&u[i]));
+	store_usage_list_free(u, n);
+	return reply(conn, 200, json_pack("{s:o}", "usage", a));
+}
+
+enum MHD_Result api_admin(struct server *srv, struct MHD_Connection *conn, struct request *req,
+			  const char *path, const char *method);
+
+enum MHD_Result api_admin(struct server *srv, struct MHD_Connection *conn, struct request *req,
+			  const char *path, const char *method)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	struct cr_error err = CR_ERROR_INIT;
+	const char *slash;
+	char *head;
+	const char *rest;
+	enum MHD_Result ret;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 ||
+	    store_admin_token_check(srv->state.store, h + 7, &err) < 0) {
+		cr_error_release(&err);
+		return fail(conn, 401, "unauthorized", "the admin API needs 'Authorization: Bearer <admin token>'");
+	}
+	if (req->too_large)
+		return fail(conn, 413, "payload_too_large", "the request body is too large");
+	slash = strchr(path, '/');
+	head = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(path);
+	rest = slash && slash[1] ? slash + 1 : NULL;
+	if (strcmp(head, "environments") == 0)
+		ret = environments(srv, conn, req, rest, method);
+	else if (strcmp(head, "keys") == 0)
+		ret = keys(srv, conn, req, rest, method);
+	else if (strcmp(head, "threads") == 0)
+		ret = threads(srv, conn, rest, method);
+	else if (strcmp(head, "usage") == 0 && strcmp(method, "GET") == 0)
+		ret = usage(srv, conn);
+	else
+		ret = fail(conn, 404, "not_found", "no such admin endpoint");
+	free(head);
+	return ret;
+}

@@ -1,0 +1,99 @@
+/* api.h - the HTTP API's request handling, shared by server.c and api.c.
+ *
+ * Ownership of a `struct job` moves between the threads: the HTTP thread
+ * creates it and queues it (server_submit), the sandbox thread runs it and
+ * fills its reply, then resumes the connection; from then on the HTTP
+ * thread owns it again and frees it with the request.
+ */
+#ifndef CORRAL_SERVER_API_H
+#define CORRAL_SERVER_API_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sandbox/sandbox.h"
+#include "store/state.h"
+#include "util/buf.h"
+
+#define API_MAX_BODY (2u << 20)          /* a request body, JSON and all */
+#define API_MAX_CODE (1u << 20)
+
+struct job {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	struct job *next;                /* queue link */
+	struct sandbox_config cfg;
+	struct sandbox_exec *ex;         /* sandbox thread only */
+	char trace_id[40];
+	int64_t key_id;
+	int64_t env_id;
+	char *thread_id;                 /* NULL without a thread */
+	char *thread_home;
+	char *language;
+	uint64_t start_ns;
+	bool busy_registered;
+	/* Filled by the sandbox thread before it resumes the connection. */
+	bool done;
+	unsigned http_status;
+	char *reply;                     /* JSON text */
+};
+
+struct request {
+	struct buf body;
+	bool too_large;
+	struct job *job;                 /* an execution in flight or done */
+};
+
+struct running_key {
+	int64_t key_id;
+	unsigned count;
+	struct running_key *next;
+};
+
+struct busy_thread {
+	int64_t env_id;
+	char *thread_id;
+	struct busy_thread *next;
+};
+
+struct server {
+	struct MHD_Daemon *mhd;
+	struct sandbox_runtime *rt;
+	struct store_state state;
+	bool state_open;
+	int wake_fd;
+	int log_level;
+	uint32_t grace_s;
+	bool draining;                   /* set by the main thread, read by HTTP */
+
+	pthread_mutex_t lock;            /* everything below */
+	struct job *queue_head, *queue_tail;
+	size_t running;                  /* started, not yet finished */
+	size_t open_jobs;                /* created, reply not yet sent */
+	struct running_key *keys;        /* per-key executions in flight */
+	struct busy_thread *busy;        /* threads with an execution in flight */
+	struct job *all_running;         /* unused: cancellation walks the runtime */
+};
+
+void srv_log(struct server *srv, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void server_submit(struct server *srv, struct job *job);
+
+/* HTTP thread: first call for a request (headers only). */
+enum MHD_Result api_begin(struct server *srv, struct MHD_Connection *conn, struct request *req,
+			  const char *url, const char *method);
+/* HTTP thread: the body is complete (or the connection was resumed). */
+enum MHD_Result api_handle(struct server *srv, struct MHD_Connection *conn, struct request *req,
+			   const char *url, const char *method);
+void api_request_free(struct server *srv, struct request *req);
+
+/* Sandbox thread: record an execution's end and build its reply. */
+void api_job_finished(struct server *srv, struct job *job, const struct sandbox_result *res);
+void api_job_failed_to_start(struct server *srv, struct job *job, const char *why);
+/* Sandbox thread: kill every running execution (end of the grace period). */
+void api_cancel_all(struct server *srv);
+
+#endif

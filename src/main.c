@@ -20,6 +20,7 @@ static const char usage[] =
 	"  key       create, list and revoke API keys\n"
 	"  thread    list, show and delete the threads of an environment\n"
 	"  usage     credits and executions per key and month\n"
+	"  plan      list plans and set their limits\n"
 	"  version   print the version\n"
 	"\n"
 	"'corral <command> --help' describes a command.\n";
@@ -68,6 +69,7 @@ static const struct command commands[] = {
 	{ "key", cmd_key },
 	{ "thread", cmd_thread },
 	{ "usage", cmd_usage },
+	{ "plan", cmd_plan },
 };
 
 int main(int argc, char **argv)

@@ -277,6 +277,38 @@ int store_plan_get(struct store *st, const char *name, struct store_plan *out, s
 	return 0;
 }
 
+int store_plan_set(struct store *st, const struct store_plan *p, struct cr_error *err)
+{
+	STORE_LOCK(st);
+	cleanup_stmt sqlite3_stmt *s = NULL;
+
+	if (p->name == NULL || store_check_env_name(p->name, NULL) < 0)
+		return store_fail(err, EINVAL, "plan name '%s' must be like an environment name",
+				  p->name ? p->name : "");
+	if (p->monthly_credits < -1 || p->max_timeout_s <= 0 || p->max_concurrent < 0)
+		return store_fail(err, EINVAL,
+				  "plan '%s': credits must be -1 (unlimited) or more, the timeout cap above 0, concurrency 0 (unlimited) or more",
+				  p->name);
+	s = store_stmt(st,
+		       "INSERT INTO plans (name, monthly_credits, max_timeout_s, allow_streaming,"
+		       " allow_async, max_concurrent) VALUES (?, ?, ?, ?, ?, ?)"
+		       " ON CONFLICT(name) DO UPDATE SET monthly_credits = excluded.monthly_credits,"
+		       " max_timeout_s = excluded.max_timeout_s, allow_streaming = excluded.allow_streaming,"
+		       " allow_async = excluded.allow_async, max_concurrent = excluded.max_concurrent",
+		       err);
+	if (s == NULL)
+		return -1;
+	store_bind_text(s, 1, p->name);
+	sqlite3_bind_int64(s, 2, p->monthly_credits);
+	sqlite3_bind_int64(s, 3, p->max_timeout_s);
+	sqlite3_bind_int(s, 4, p->allow_streaming);
+	sqlite3_bind_int(s, 5, p->allow_async);
+	sqlite3_bind_int64(s, 6, p->max_concurrent);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		return store_db_fail(st, err, "write plan");
+	return 0;
+}
+
 int store_plan_list(struct store *st, struct store_plan **out, size_t *n, struct cr_error *err)
 {
 	STORE_LOCK(st);

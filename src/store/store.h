@@ -69,6 +69,10 @@ struct store_plan {
  *   unlimited: -1 credits, 86400 s, streaming, async, 0 (unlimited) */
 int store_plan_get(struct store *st, const char *name, struct store_plan *out, struct cr_error *err);
 int store_plan_list(struct store *st, struct store_plan **out, size_t *n, struct cr_error *err);
+/* Create or replace the plan named p->name (plans are configurable:
+ * DESIGN.md 2).  EINVAL for a bad name or a negative limit other than
+ * monthly_credits = -1 (unlimited). */
+int store_plan_set(struct store *st, const struct store_plan *p, struct cr_error *err);
 void store_plan_release(struct store_plan *p);
 void store_plan_list_free(struct store_plan *p, size_t n);
 

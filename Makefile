@@ -44,7 +44,7 @@ CONCURRENT := $(BUILD)/tests/concurrent
 
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps check unit integration asan fuzz bench clean format
+.PHONY: all deps check unit integration asan fuzz bench clean format serve
 
 all: $(BUILD)/corral $(BUILD)/corral-net
 
@@ -139,6 +139,12 @@ fuzz: $(FUZZ_TARGETS)
 		n=$${f##*/fuzz-}; mkdir -p build-fuzz/corpus-$$n; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/ \
 			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+# corral on its embedded defaults: SQLite, the host-composed image, state
+# in ./corral-data, http://127.0.0.1:8080.
+serve: deps
+	$(MAKE) all
+	$(BUILD)/corral serve --listen 127.0.0.1:8080 --state-dir ./corral-data
 
 bench: all
 	bench/run.sh $(abspath $(BUILD)/corral)

@@ -662,8 +662,6 @@ static enum MHD_Result get_execution(struct server *srv, struct MHD_Connection *
 	json_object_set_new(o, "created_at", json_str_or_null(e.created_at));
 	json_object_set_new(o, "completed_at", json_str_or_null(e.completed_at));
 	json_object_set_new(o, "credits_used", json_integer(e.credits));
-	json_object_set_new(o, "thread_id", json_str_or_null(e.thread_id));
-	json_object_set_new(o, "language", json_str_or_null(e.language));
 	ret = send_json(conn, 200, o, NULL);
 out:
 	store_exec_release(&e);
@@ -709,7 +707,6 @@ static enum MHD_Result get_usage(struct server *srv, struct MHD_Connection *conn
 				    ? json_integer(a.plan.monthly_credits > credits ? a.plan.monthly_credits - credits : 0)
 				    : json_null());
 	json_object_set_new(o, "executions", json_integer(executions));
-	json_object_set_new(o, "environment", json_string(a.env.name));
 	ret = send_json(conn, 200, o, NULL);
 out:
 	store_usage_list_free(u, n);
@@ -728,12 +725,14 @@ enum MHD_Result api_begin(struct server *srv, struct MHD_Connection *conn, struc
 	(void)srv;
 	(void)url;
 	(void)method;
-	/* Refuse an oversized body before reading it. */
-	if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
+	/* An oversized body is read and dropped, then refused with 413:
+	 * answering before the client has sent it would reach most clients
+	 * as a broken pipe instead of the error.  Past API_DISCARD_MAX the
+	 * connection is simply closed. */
+	if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
 		req->too_large = true;
-		return send_error(conn, 413, "payload_too_large", NULL,
-				  "the request body is larger than %u bytes", API_MAX_BODY);
-	}
+	if (cl && strtoull(cl, NULL, 10) > API_DISCARD_MAX)
+		return MHD_NO;
 	return MHD_YES;
 }
 

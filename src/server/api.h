@@ -20,6 +20,7 @@
 
 #define API_MAX_BODY (2u << 20)          /* a request body, JSON and all */
 #define API_MAX_CODE (1u << 20)
+#define API_DISCARD_MAX (64u << 20)      /* oversized bodies read and dropped up to this */
 
 struct job {
 	struct server *srv;
@@ -43,6 +44,7 @@ struct job {
 
 struct request {
 	struct buf body;
+	uint64_t received;
 	bool too_large;
 	struct job *job;                 /* an execution in flight or done */
 };

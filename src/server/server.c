@@ -156,6 +156,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return api_begin(srv, conn, req, url, method);
 	}
 	if (*upload_data_size > 0) {
+		req->received += *upload_data_size;
+		if (req->received > API_DISCARD_MAX)
+			return MHD_NO;
 		if (!req->too_large) {
 			if (req->body.len + *upload_data_size > API_MAX_BODY)
 				req->too_large = true;

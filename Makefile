@@ -55,7 +55,7 @@ $(BUILD)/obj/%.o: %.c
 $(NET_SRCS:%.c=$(BUILD)/obj/%.o): override CFLAGS += $(NET_CFLAGS)
 
 # main.c again, with the network commands run in-process.
-$(BUILD)/obj/src/main-net.o: src/main.c
+$(BUILD)/obj/src/main-net.o: src/main.c $(wildcard src/cli-exec.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(NET_CFLAGS) -DCORRAL_NET $(if $(wildcard src/cli-exec.c),-DCORRAL_HAVE_EXEC) -MMD -MP -c $< -o $@
 

@@ -145,7 +145,7 @@ static enum MHD_Result environments(struct server *srv, struct MHD_Connection *c
 		return ret;
 	}
 	if (name == NULL)
-		return fail(conn, 405, "method_not_allowed", "use GET or POST");
+		return fail(conn, 404, "not_found", "no such method here: use GET or POST");
 	if (store_env_get(st, name, &e, &err) < 0)
 		return store_fail_reply(conn, &err);
 	if (strcmp(method, "GET") == 0) {
@@ -174,7 +174,7 @@ static enum MHD_Result environments(struct server *srv, struct MHD_Connection *c
 			ret = reply(conn, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
 		}
 	} else {
-		ret = fail(conn, 405, "method_not_allowed", "use GET, PATCH or DELETE");
+		ret = fail(conn, 404, "not_found", "no such method here: use GET, PATCH or DELETE");
 	}
 	store_env_release(&e);
 	return ret;
@@ -243,7 +243,7 @@ static enum MHD_Result keys(struct server *srv, struct MHD_Connection *conn, str
 		free(id);
 		return ret;
 	}
-	return fail(conn, 405, "method_not_allowed", "use GET or POST");
+	return fail(conn, 404, "not_found", "no such method here: use GET or POST");
 }
 
 static enum MHD_Result threads(struct server *srv, struct MHD_Connection *conn, const char *rest,
@@ -288,7 +288,7 @@ static enum MHD_Result threads(struct server *srv, struct MHD_Connection *conn, 
 		else
 			ret = reply(conn, 200, json_pack("{s:s, s:b}", "thread_id", rest, "deleted", 1));
 	} else {
-		ret = fail(conn, 405, "method_not_allowed", "use GET or DELETE");
+		ret = fail(conn, 404, "not_found", "no such method here: use GET or DELETE");
 	}
 	store_env_release(&e);
 	return ret;

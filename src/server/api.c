@@ -241,7 +241,8 @@ static int parse_execute(struct MHD_Connection *conn, struct request *req, const
 	json_error_t jerr;
 	json_t *body, *v;
 	const char *lang = "python";
-	double timeout_s = 30;
+	/* The default is 30 s, or the plan's cap when that is lower. */
+	double timeout_s = a->plan.max_timeout_s < 30 ? a->plan.max_timeout_s : 30;
 	struct cr_error err = CR_ERROR_INIT;
 	int rc = -1;
 
@@ -768,8 +769,8 @@ enum MHD_Result api_handle(struct server *srv, struct MHD_Connection *conn, stru
 	}
 	if (strcmp(url, "/v1/sandbox/execute") == 0) {
 		if (!post)
-			return send_error(conn, 405, "method_not_allowed", NULL,
-					  "use POST for /v1/sandbox/execute");
+			return send_error(conn, 404, "not_found", NULL,
+					  "no such endpoint: %s %s (use POST)", method, url);
 		return execute(srv, conn, req);
 	}
 	if (strncmp(url, "/v1/executions/", 15) == 0 && get && url[15] && !strchr(url + 15, '/'))

@@ -177,3 +177,127 @@ def server(tmp_path):
     s = Server(tmp_path / "state").start()
     yield s
     s.stop()
+
+
+# --- helpers for the HTTP API tests (test_api.py, test_ops.py) --------------
+
+import sqlite3
+from pathlib import Path
+
+TRACE_RE = re.compile(r"^trc_[0-9a-f]{32}$")
+ISO_UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+EXECUTE_FIELDS = {"success", "stdout", "stderr", "exit_code", "error", "trace_id", "status",
+                  "duration_ms", "credits_used"}
+
+
+def wait_for(cond, deadline=10.0, what="the condition", interval=0.02):
+    """Poll `cond` until it returns something true (returned) or fail."""
+    end = time.monotonic() + deadline
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            raise AssertionError(f"gave up after {deadline} s waiting for {what}")
+        time.sleep(interval)
+
+
+def header(headers, name):
+    """A reply header by name, case-insensitively (None when absent)."""
+    for k, v in (headers or {}).items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def assert_error(reply, status, code):
+    """`reply` is Server.request()'s triple: a flat {"error", "message"}."""
+    st, _, body = reply
+    assert st == status and isinstance(body, dict) and body.get("error") == code, \
+        f"expected {status} {code}, got {st} {body!r}"
+    assert set(body) == {"error", "message"}, f"error body not flat: {body!r}"
+    assert isinstance(body["message"], str) and body["message"].strip(), body
+    return body["message"]
+
+
+def assert_ok(reply):
+    """A 200 execute reply; returns its body."""
+    st, _, body = reply
+    assert st == 200 and isinstance(body, dict), f"expected 200, got {st} {body!r}"
+    return body
+
+
+def cli_json(server, *args):
+    p = server.cli(*args, "--json")
+    assert p.returncode == 0, f"corral {' '.join(args)}: rc={p.returncode} {p.stderr!r}"
+    return json.loads(p.stdout)
+
+
+def env_id(server, env="default"):
+    return cli_json(server, "env", "show", env)["id"]
+
+
+def thread_home(server, thread_id, env="default"):
+    """Where DESIGN.md 6 / state.h put a thread's home on the host."""
+    return Path(server.state_dir) / "threads" / str(env_id(server, env)) / thread_id
+
+
+def key_id(server, secret):
+    keys = cli_json(server, "key", "list")["keys"]
+    return next(k["id"] for k in keys if secret.startswith(k["prefix"]))
+
+
+def db_query(server, sql, args=()):
+    """Read the server's database as a second process would."""
+    conn = sqlite3.connect(os.path.join(server.state_dir, "corral.db"), timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def db_write(server, sql, args=()):
+    conn = sqlite3.connect(os.path.join(server.state_dir, "corral.db"), timeout=10)
+    try:
+        conn.execute(sql, args)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def host_pids_with_argv(*argv):
+    """Host pids whose argv is exactly `argv` (e.g. "sleep", "1234567")."""
+    want = b"\0".join(a.encode() for a in argv) + b"\0"
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() == want:
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture
+def key(server):
+    """An unlimited-plan key bound to the environment 'default'."""
+    return server.create_key(env="default", plan="unlimited")
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start servers with extra options (`--grace 2`); all stopped at the end.
+    make_server(extra, state=None): state defaults to a fresh directory."""
+    started = []
+
+    def make(extra=(), state=None):
+        state = state or tmp_path / f"state{len(started)}"
+        s = Server(state, extra=extra).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()

@@ -656,6 +656,33 @@ def test_quota_spent_beyond_the_limit(server):
     assert u["credits_remaining"] == 0 and u["credits_used"] == 1000
 
 
+def test_quota_of_a_configured_plan_spent_by_real_runs(server):
+    """A plan made with `corral plan set` while the server runs, spent by
+    executions rather than by a usage row written behind the server."""
+    assert server.cli("plan", "set", "tiny", "--credits", "2").returncode == 0
+    k = server.create_key(plan="tiny")
+    for _ in range(2):
+        assert assert_ok(server.execute(k, language="bash", code="true"))["credits_used"] == 1
+    u = usage(server, k)
+    assert (u["plan"], u["credits_used"], u["credits_remaining"], u["monthly_credits"]) == \
+        ("tiny", 2, 0, 2), u
+    r = server.execute(k, language="bash", code="true")
+    assert_error(r, 429, "quota_exceeded")
+    assert (header(r[1], "Retry-After") or "").isdigit(), r[1]
+
+
+def test_plan_cap_below_the_default_timeout(server):
+    assert server.cli("plan", "set", "short", "--max-timeout", "10").returncode == 0
+    k = server.create_key(plan="short")
+    msg = assert_error(server.execute(k, code="print(1)", timeout=11), 400, "validation_error")
+    assert re.search(r"\b10\b", msg), msg
+    # Without a timeout, the run gets the cap rather than a 400.
+    body = assert_ok(server.execute(k, code="print(1)"))
+    rows = db_query(server, "SELECT timeout_ms FROM executions WHERE trace_id = ?",
+                    (body["trace_id"],))
+    assert rows == [(10000,)]
+
+
 # --- threads: persistence and isolation ---------------------------------------
 
 def test_thread_home_persists_across_languages(server, key):

@@ -486,6 +486,7 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 	rec.timeout_ms = job->cfg.timeout_ms;
 	if (store_exec_insert(srv->state.store, &rec, &err) < 0) {
 		free(rec.created_at);
+		free(rec.status);
 		srv_log(srv, 0, "cannot record execution: %s", err.msg);
 		ret = send_error(conn, 500, "internal_error", NULL, "cannot record the execution: %s",
 				 err.msg);
@@ -497,7 +498,9 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 		pthread_mutex_unlock(&srv->lock);
 		goto out_job;
 	}
+	/* The store filled these in; the rest of rec is borrowed. */
 	free(rec.created_at);
+	free(rec.status);
 
 	job->start_ns = now_ns();
 	req->job = job;

@@ -115,10 +115,19 @@ class Server:
                 time.sleep(0.02)
         else:
             raise AssertionError("corral serve did not become healthy")
-        # The admin token is printed once, on the first start only.
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        out = self.proc.stdout.read() or ""
-        self.stdout_lines += out.splitlines()
+        # The admin token is printed once, on the first start only; the
+        # "listening on" line closes what the server prints at start.
+        import select
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if not ready:
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.stdout_lines.append(line.rstrip("\n"))
+            if "listening on" in line:
+                break
         for line in self.stdout_lines:
             m = re.search(r"admin token[^:]*: (\S+)", line)
             if m:

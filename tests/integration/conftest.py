@@ -118,16 +118,16 @@ class Server:
         # The admin token is printed once, on the first start only; the
         # "listening on" line closes what the server prints at start.
         import select
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if not ready:
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.stdout_lines.append(line.rstrip("\n"))
-            if "listening on" in line:
-                break
+        fd = self.proc.stdout.fileno()
+        raw = b""
+        while b"listening on" not in raw and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                raw += chunk
+        self.stdout_lines += raw.decode(errors="replace").splitlines()
         for line in self.stdout_lines:
             m = re.search(r"admin token[^:]*: (\S+)", line)
             if m:

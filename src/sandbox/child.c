@@ -489,6 +489,30 @@ static void setup_fds(const struct sandbox_plan *plan)
 	close_range((unsigned)sync_fd + 1, ~0u, 0);
 }
 
+/* Receive SYNC_CGROUP with the CG1_COUNT "tasks" descriptors. */
+static void receive_cgroup_fds(int fds[CG1_COUNT])
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CG1_COUNT)];
+		struct cmsghdr align;
+	} u;
+	char byte = 0;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	do
+		r = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	c = CMSG_FIRSTHDR(&mh);
+	if (r != 1 || byte != SYNC_CGROUP || c == NULL || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int) * CG1_COUNT))
+		_exit(125);
+	memcpy(fds, CMSG_DATA(c), sizeof(int) * CG1_COUNT);
+}
+
 /* Start from a clean process state whatever the supervisor's: its signal
  * mask and ignored signals (a server ignores SIGPIPE; `corral run` blocks
  * INT, TERM and HUP) would otherwise reach the program, so would its
@@ -540,18 +564,25 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	if (raw_setresgid(0) < 0 || raw_setresuid(0) < 0)
 		die(errno, "cannot become root of the user namespace");
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* v1: join our cgroups before anything is charged (v2 cloned us
-	 * into ours), then make the cgroup the root of our cgroup namespace. */
-	if (plan->cgroup_task_fds) {
-		if (cgroup_join_self(plan->cgroup_task_fds) < 0)
-			die(errno, "cannot join the execution's cgroups");
-		if (unshare(CLONE_NEWCGROUP) < 0)
-			die(errno, "cannot create a cgroup namespace");
-	}
 	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
 		die(errno, "cannot set the hostname");
 	loopback_up();
 	setup_root(plan);
+	/* v1: the parent made our cgroups while we built the root, and sends
+	 * their "tasks" files now; we join them before anything of the program
+	 * runs (only the setup's few tmpfs pages were charged outside), then
+	 * make the cgroup the root of our cgroup namespace.  v2 cloned us into
+	 * ours. */
+	if (plan->join_cgroups) {
+		int fds[CG1_COUNT];
+		receive_cgroup_fds(fds);
+		if (cgroup_join_self(fds) < 0)
+			die(errno, "cannot join the execution's cgroups");
+		for (int i = 0; i < CG1_COUNT; i++)
+			close(fds[i]);
+		if (unshare(CLONE_NEWCGROUP) < 0)
+			die(errno, "cannot create a cgroup namespace");
+	}
 
 	setup_fds(plan);
 	drop_privileges(plan);

@@ -21,8 +21,10 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/seccomp.h"
 
-/* The byte the parent sends once the child's ids are mapped. */
+/* Bytes the parent sends: ids are mapped; (v1) here are the cgroups'
+ * "tasks" files, as SCM_RIGHTS. */
 #define SYNC_GO 'g'
+#define SYNC_CGROUP 'c'
 
 enum child_msg_kind {
 	CHILD_MSG_ERROR = 1,
@@ -82,7 +84,7 @@ struct sandbox_plan {
 
 	int stdout_fd, stderr_fd;       /* write ends */
 	int sync_fd;
-	const int *cgroup_task_fds;     /* v1: "tasks" files to join, else NULL */
+	bool join_cgroups;              /* v1: receive "tasks" fds and join them */
 	const char *hostname;
 	char *const *wipe_args;         /* the supervisor's argv, wiped in the copy */
 };

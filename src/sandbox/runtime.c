@@ -77,6 +77,7 @@ struct sandbox_exec {
 	int out_fd[2];
 	int timer_fd;
 	int sync_fd;
+	int mntns_fd;          /* keeps the mount namespace past init's exit */
 	struct watch watch[WATCH_COUNT];
 	struct sandbox_cgroup cg;
 
@@ -575,6 +576,28 @@ static int write_id_maps(pid_t pid, uid_t base, struct cr_error *err)
 	return 0;
 }
 
+/* v1: hand the child its cgroups' "tasks" files (see cgroup_join_self).
+ * A failed send means the child is gone; its own report says why. */
+static void send_cgroup_fds(struct sandbox_exec *ex)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CG1_COUNT)];
+		struct cmsghdr align;
+	} u;
+	char byte = SYNC_CGROUP;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * CG1_COUNT);
+	memcpy(CMSG_DATA(c), ex->cg.task_fd, sizeof(int) * CG1_COUNT);
+	(void)sendmsg(ex->sync_fd, &mh, MSG_NOSIGNAL);
+}
+
 static int watch_add(struct sandbox_exec *ex, enum watch_kind kind, int fd, struct cr_error *err)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &ex->watch[kind] };
@@ -740,7 +763,7 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 
 	ex = xzalloc(sizeof(*ex));
 	ex->rt = rt;
-	ex->pidfd = ex->timer_fd = ex->sync_fd = -1;
+	ex->pidfd = ex->timer_fd = ex->sync_fd = ex->mntns_fd = -1;
 	ex->out_fd[0] = ex->out_fd[1] = -1;
 	ex->cg.dirfd = -1;
 	for (int i = 0; i < CG1_COUNT; i++)
@@ -755,9 +778,13 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (cfg->thread_dir &&
 	    prepare_thread_dir(cfg->thread_dir, cfg->host_uid_base + SANDBOX_UID, &tree_fd, err) < 0)
 		goto fail;
-	if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
-		goto fail;
-	trace(ex, "cgroup created");
+	/* v2 clones straight into the cgroup, which must exist first; v1
+	 * makes it while the child builds its root (below). */
+	if (rt->cgroups.version == CGROUP_V2) {
+		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
+			goto fail;
+		trace(ex, "cgroup created");
+	}
 	if (pipe2(out[0], O_CLOEXEC) < 0 || pipe2(out[1], O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		cr_error_set(err, errno, "cannot create pipes for the sandbox");
@@ -768,7 +795,7 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	if (plan_image(cfg->image, &plan, &ps, err) < 0)
 		goto fail_plan;
 	plan.home_tree_fd = tree_fd;
-	plan.cgroup_task_fds = ex->cg.version == CGROUP_V1 ? ex->cg.task_fd : NULL;
+	plan.join_cgroups = rt->cgroups.version == CGROUP_V1;
 	plan.stdout_fd = out[0][1];
 	plan.stderr_fd = out[1][1];
 	plan.sync_fd = sync[1];
@@ -792,6 +819,11 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	ex->pid = (pid_t)pid;
 	ex->running = true;
 	trace(ex, "cloned");
+	{
+		char nspath[64];
+		snprintf(nspath, sizeof(nspath), "/proc/%d/ns/mnt", ex->pid);
+		ex->mntns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
+	}
 	close_fd(&out[0][1]);
 	close_fd(&out[1][1]);
 	close_fd(&sync[1]);
@@ -809,6 +841,15 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 	/* A send that fails means the child already died: its own report
 	 * (or its exit) says why, through the normal path. */
 	(void)send(ex->sync_fd, &(char){ SYNC_GO }, 1, MSG_NOSIGNAL);
+	if (rt->cgroups.version == CGROUP_V1) {
+		if (cgroup_create(&rt->cgroups, &limits, &ex->cg, err) < 0)
+			goto fail_started;
+		trace(ex, "cgroup created");
+		send_cgroup_fds(ex);
+		/* Our copies are not needed: the child joins through its own. */
+		for (int i = 0; i < CG1_COUNT; i++)
+			close_fd(&ex->cg.task_fd[i]);
+	}
 	trace(ex, "ids mapped");
 
 	ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -983,17 +1024,11 @@ static void finalize(struct sandbox_exec *ex, bool notify)
 {
 	struct sandbox_result *res = &ex->res;
 	struct cgroup_stats st;
-	struct cr_error err = CR_ERROR_INIT;
 
 	if (!ex->running)
 		return;
 	read_sync(ex);
 	cgroup_read_stats(&ex->cg, &st);
-	if (cgroup_destroy(&ex->cg, &err) < 0) {
-		fprintf(stderr, "corral: %s\n", err.msg);
-		cr_error_release(&err);
-	}
-	trace(ex, "cgroup removed");
 	res->peak_memory = st.peak_memory;
 	res->duration_ms = (now_ns() - ex->start_ns) / 1000000u;
 	res->cpu_ms = (uint64_t)(ex->rusage.ru_utime.tv_sec + ex->rusage.ru_stime.tv_sec) * 1000u +
@@ -1136,6 +1171,8 @@ int sandbox_exec_pid(const struct sandbox_exec *ex)
 
 void sandbox_exec_free(struct sandbox_exec *ex)
 {
+	struct cr_error err = CR_ERROR_INIT;
+
 	if (ex == NULL)
 		return;
 	if (ex->running) {
@@ -1143,6 +1180,15 @@ void sandbox_exec_free(struct sandbox_exec *ex)
 		reap(ex, true);
 		finalize(ex, false);
 	}
+	/* Work that does not change the result happens here, after the
+	 * owner has delivered it: removing the cgroup, and (by closing our
+	 * reference) tearing down the mount namespace, whose few dozen
+	 * unmounts would otherwise delay init's exit and so the result. */
+	if (cgroup_destroy(&ex->cg, &err) < 0) {
+		fprintf(stderr, "corral: %s\n", err.msg);
+		cr_error_release(&err);
+	}
+	close_fd(&ex->mntns_fd);
 	for (int s = 0; s < 2; s++)
 		buf_release(&ex->res.output[s]);
 	free(ex->res.error);

@@ -107,13 +107,14 @@ static void on_exit_cb(struct sandbox_exec *ex, void *data)
 	struct server *srv = job->srv;
 
 	api_job_finished(srv, job, sandbox_exec_result(ex));
-	sandbox_exec_free(ex);
 	job->ex = NULL;
+	/* After this the HTTP thread owns the job again: touch it no more. */
+	MHD_resume_connection(job->conn);
+	/* Cleanup that does not change the reply runs while it is sent. */
+	sandbox_exec_free(ex);
 	pthread_mutex_lock(&srv->lock);
 	srv->running--;
 	pthread_mutex_unlock(&srv->lock);
-	/* After this the HTTP thread owns the job again. */
-	MHD_resume_connection(job->conn);
 }
 
 static void start_queued(struct server *srv)

@@ -58,8 +58,8 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'g':
 		case 't':
-			if (sandbox_parse_uint(optarg, c == 'g' ? "--grace" : "--request-timeout", 0, 86400,
-					       &v, &err) < 0)
+			if (sandbox_parse_uint(optarg, c == 'g' ? "--grace" : "--request-timeout",
+					       c == 'g' ? 0 : 1, 86400, &v, &err) < 0)
 				goto usage;
 			if (c == 'g')
 				o.grace_s = (uint32_t)v;

@@ -257,8 +257,9 @@ int sandbox_check_env_assignment(const char *assignment, struct cr_error *err)
 					    "environment name '%.*s' is reserved: the sandbox sets it or it would change how programs load",
 					    (int)n, assignment);
 	}
-	if (strlen(eq + 1) > 128 * 1024)
-		return cr_error_set(err, 0, "environment value of '%.*s' is longer than 128 KiB",
+	/* The kernel's limit is on the whole "NAME=VALUE\0" string. */
+	if (strlen(assignment) + 1 > 128 * 1024)
+		return cr_error_set(err, 0, "environment variable '%.*s' is longer than 128 KiB with its name",
 				    (int)n, assignment);
 	return 0;
 }

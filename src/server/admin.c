@@ -166,7 +166,10 @@ static enum MHD_Result environments(struct server *srv, struct MHD_Connection *c
 	} else if (strcmp(method, "DELETE") == 0) {
 		const char *force = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "force");
 		bool f = force && strcmp(force, "true") == 0;
-		if (store_env_delete(st, name, f, &err) < 0) {
+		if (api_thread_busy(srv, e.id, NULL)) {
+			ret = fail(conn, 409, "conflict",
+				   "the environment has executions running on its threads; try again when they end");
+		} else if (store_env_delete(st, name, f, &err) < 0) {
 			ret = store_fail_reply(conn, &err);
 		} else {
 			(void)store_state_remove_home(&srv->state, e.id, NULL, NULL, &err);
@@ -207,6 +210,14 @@ static enum MHD_Result keys(struct server *srv, struct MHD_Connection *conn, str
 		struct store_key k;
 		if ((o = body_object(req, conn, &ret)) == NULL)
 			return ret;
+		for (const char *const *f = (const char *const[]){ "env", "plan", "name", "region", NULL };
+		     *f; f++) {
+			json_t *v = json_object_get(o, *f);
+			if (v && !json_is_string(v) && !json_is_null(v)) {
+				json_decref(o);
+				return fail(conn, 400, "validation_error", "'env', 'plan', 'name' and 'region' must be strings");
+			}
+		}
 		env = json_string_value(json_object_get(o, "env"));
 		plan = json_string_value(json_object_get(o, "plan"));
 		label = json_string_value(json_object_get(o, "name"));
@@ -282,7 +293,9 @@ static enum MHD_Result threads(struct server *srv, struct MHD_Connection *conn, 
 			ret = reply(conn, 200, cli_thread_json(&t, e.name));
 		store_thread_release(&t);
 	} else if (rest && strcmp(method, "DELETE") == 0) {
-		if (store_thread_delete(st, e.id, rest, &err) < 0 ||
+		if (api_thread_busy(srv, e.id, rest))
+			ret = fail(conn, 409, "conflict", "the thread is running an execution; try again when it ends");
+		else if (store_thread_delete(st, e.id, rest, &err) < 0 ||
 		    store_state_remove_home(&srv->state, e.id, rest, NULL, &err) < 0)
 			ret = store_fail_reply(conn, &err);
 		else

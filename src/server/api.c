@@ -429,6 +429,14 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 	pthread_mutex_lock(&srv->lock);
 	{
 		struct running_key *k = key_slot_locked(srv, a.key.id);
+		/* Checked again under the lock the main loop decides to exit
+		 * under, so no execution slips in after the drain has begun. */
+		if (srv->draining) {
+			pthread_mutex_unlock(&srv->lock);
+			ret = send_error(conn, 503, "unavailable", "5",
+					 "the server is shutting down and takes no new executions");
+			goto out_job;
+		}
 		if (a.plan.max_concurrent > 0 && k && k->count >= (unsigned)a.plan.max_concurrent) {
 			pthread_mutex_unlock(&srv->lock);
 			ret = send_error(conn, 429, "rate_limited", "1",
@@ -458,6 +466,7 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 			job->busy_registered = true;
 		}
 		srv->open_jobs++;
+		srv->suspended++;
 	}
 	pthread_mutex_unlock(&srv->lock);
 
@@ -488,13 +497,18 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 		free(rec.created_at);
 		free(rec.status);
 		srv_log(srv, 0, "cannot record execution: %s", err.msg);
-		ret = send_error(conn, 500, "internal_error", NULL, "cannot record the execution: %s",
-				 err.msg);
+		if (err.errnum == EAGAIN)
+			ret = send_error(conn, 503, "unavailable", "1",
+					 "the store is busy; try again: %s", err.msg);
+		else
+			ret = send_error(conn, 500, "internal_error", NULL,
+					 "cannot record the execution: %s", err.msg);
 		if (job->thread_id)
 			thread_release(srv, job->env_id, job->thread_id);
 		key_release(srv, job->key_id);
 		pthread_mutex_lock(&srv->lock);
 		srv->open_jobs--;
+		srv->suspended--;
 		pthread_mutex_unlock(&srv->lock);
 		goto out_job;
 	}
@@ -518,22 +532,32 @@ out_auth:
 }
 
 /* Size of a thread's home on disk (blocks, not apparent sizes). */
+/* The walk runs on the sandbox thread, so it is bounded: past
+ * DU_MAX_ENTRIES the size is left as last recorded (-1) rather than
+ * stalling every other execution behind a home of a million files.
+ * NEEDSWORK: a per-thread file system or quota would give it for free. */
+#define DU_MAX_ENTRIES 20000
 static int64_t du_total;
+static long du_entries;
 static int du_add(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)path;
 	(void)flag;
 	(void)ftw;
 	du_total += (int64_t)st->st_blocks * 512;
-	return 0;
+	return ++du_entries > DU_MAX_ENTRIES ? 1 : 0;
 }
 
 static int64_t home_bytes(const char *dir)
 {
+	int r;
+
 	du_total = 0;
-	if (dir == NULL || nftw(dir, du_add, 16, FTW_PHYS | FTW_MOUNT) < 0)
+	du_entries = 0;
+	if (dir == NULL)
 		return -1;
-	return du_total;
+	r = nftw(dir, du_add, 16, FTW_PHYS | FTW_MOUNT);
+	return r == 0 ? du_total : -1;
 }
 
 static void job_done(struct server *srv, struct job *job)
@@ -554,13 +578,19 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 
 	if (credits < 1)
 		credits = 1;
+	if (srv->killing && res->status == SANDBOX_CANCELLED)
+		credits = 0; /* our shutdown, not the caller's doing */
 	memset(&rec, 0, sizeof(rec));
 	rec.trace_id = job->trace_id;
 	rec.status = (char *)status;
 	rec.exit_code = res->exit_code;
 	rec.signal = res->signal;
-	rec.stdout_text = utf8_sanitize(res->output[0].data, res->output[0].len, NULL);
-	rec.stderr_text = utf8_sanitize(res->output[1].data, res->output[1].len, NULL);
+	/* The record keeps at most API_MAX_STORED_OUTPUT per stream; the
+	 * inline reply carries everything up to the output limit. */
+	rec.stdout_text = utf8_sanitize(res->output[0].data,
+					res->output[0].len < API_MAX_STORED_OUTPUT ? res->output[0].len : API_MAX_STORED_OUTPUT, NULL);
+	rec.stderr_text = utf8_sanitize(res->output[1].data,
+					res->output[1].len < API_MAX_STORED_OUTPUT ? res->output[1].len : API_MAX_STORED_OUTPUT, NULL);
 	rec.error = res->error;
 	rec.duration_ms = (int64_t)res->duration_ms;
 	rec.cpu_ms = (int64_t)res->cpu_ms;
@@ -627,6 +657,43 @@ void api_job_failed_to_start(struct server *srv, struct job *job, const char *wh
 void api_cancel_all(struct server *srv)
 {
 	sandbox_runtime_cancel_all(srv->rt);
+}
+
+void api_job_refused(struct server *srv, struct job *job)
+{
+	struct store_exec rec;
+	struct cr_error err = CR_ERROR_INIT;
+	json_t *o;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.trace_id = job->trace_id;
+	rec.status = "cancelled";
+	rec.exit_code = -1;
+	rec.error = "the server shut down before this execution started";
+	if (store_exec_finish(srv->state.store, &rec, &err) < 0)
+		cr_error_release(&err);
+	free(rec.completed_at);
+	o = json_pack("{s:s, s:s}", "error", "unavailable", "message",
+		      "the server shut down before this execution started");
+	job->reply = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	job->http_status = 503;
+	job_done(srv, job);
+}
+
+bool api_thread_busy(struct server *srv, int64_t env_id, const char *thread_id)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&srv->lock);
+	if (thread_id) {
+		busy = thread_busy_locked(srv, env_id, thread_id);
+	} else {
+		for (struct busy_thread *b = srv->busy; b; b = b->next)
+			busy |= b->env_id == env_id;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return busy;
 }
 
 /* --- GET /v1/executions/{id}, GET /v1/usage --------------------------- */
@@ -725,18 +792,25 @@ enum MHD_Result api_begin(struct server *srv, struct MHD_Connection *conn, struc
 			  const char *url, const char *method)
 {
 	const char *cl = header(conn, "Content-Length");
+	const char *auth = header(conn, "Authorization");
+	uint64_t len = cl ? strtoull(cl, NULL, 10) : 0;
 
-	(void)srv;
-	(void)url;
 	(void)method;
+	/* No body is buffered for a request without credentials: it is
+	 * refused on its headers, before anything is read. */
+	if ((strncmp(url, "/v1/", 4) == 0 || strncmp(url, "/admin/v1/", 10) == 0) &&
+	    (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0'))
+		return send_error(conn, 401, "unauthorized", NULL,
+				  "missing or malformed Authorization header: send 'Authorization: Bearer <key>'");
 	/* An oversized body is read and dropped, then refused with 413:
 	 * answering before the client has sent it would reach most clients
 	 * as a broken pipe instead of the error.  Past API_DISCARD_MAX the
 	 * connection is simply closed. */
-	if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
+	if (len > API_MAX_BODY)
 		req->too_large = true;
-	if (cl && strtoull(cl, NULL, 10) > API_DISCARD_MAX)
+	if (len > API_DISCARD_MAX)
 		return MHD_NO;
+	(void)srv;
 	return MHD_YES;
 }
 
@@ -787,6 +861,9 @@ enum MHD_Result api_handle(struct server *srv, struct MHD_Connection *conn, stru
 
 void api_request_free(struct server *srv, struct request *req)
 {
+	pthread_mutex_lock(&srv->lock);
+	srv->buffered -= req->body.len;
+	pthread_mutex_unlock(&srv->lock);
 	if (req->job) {
 		/* The reply was sent, or the client went away: either way this
 		 * execution no longer holds up a drain. */

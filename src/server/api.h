@@ -18,7 +18,11 @@
 #include "store/state.h"
 #include "util/buf.h"
 
-#define API_MAX_BODY (2u << 20)          /* a request body, JSON and all */
+/* A request body, JSON and all: room for 1 MiB of code even when every
+ * byte is escaped as \uXXXX, plus env_vars. */
+#define API_MAX_BODY (8u << 20)
+#define API_MAX_BUFFERED (256ull << 20)   /* request bodies held at once */
+#define API_MAX_STORED_OUTPUT (1u << 20)  /* per stream, in the execution record */
 #define API_MAX_CODE (1u << 20)
 #define API_DISCARD_MAX (64u << 20)      /* oversized bodies read and dropped up to this */
 
@@ -70,14 +74,17 @@ struct server {
 	int log_level;
 	uint32_t grace_s;
 	bool draining;                   /* set by the main thread, read by HTTP */
+	bool killing;                    /* main thread only: the grace period is over */
 
 	pthread_mutex_t lock;            /* everything below */
 	struct job *queue_head, *queue_tail;
 	size_t running;                  /* started, not yet finished */
 	size_t open_jobs;                /* created, reply not yet sent */
+	size_t suspended;                /* connections suspended or about to be */
+	size_t requests;                 /* requests begun and not yet completed */
+	uint64_t buffered;               /* request body bytes held, all connections */
 	struct running_key *keys;        /* per-key executions in flight */
 	struct busy_thread *busy;        /* threads with an execution in flight */
-	struct job *all_running;         /* unused: cancellation walks the runtime */
 };
 
 void srv_log(struct server *srv, int level, const char *fmt, ...)
@@ -97,5 +104,9 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 void api_job_failed_to_start(struct server *srv, struct job *job, const char *why);
 /* Sandbox thread: kill every running execution (end of the grace period). */
 void api_cancel_all(struct server *srv);
+/* Sandbox thread, at shutdown: answer a queued job 503 without running it. */
+void api_job_refused(struct server *srv, struct job *job);
+/* Is an execution in flight on this thread, or in this environment? */
+bool api_thread_busy(struct server *srv, int64_t env_id, const char *thread_id);
 
 #endif

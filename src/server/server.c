@@ -101,6 +101,25 @@ void srv_log(struct server *srv, int level, const char *fmt, ...)
 
 /* --- executions on the sandbox thread --------------------------------- */
 
+static void resume(struct server *srv, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	pthread_mutex_lock(&srv->lock);
+	srv->suspended--;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* At shutdown: answer every job still queued 503 without starting it. */
+static void refuse_queued(struct server *srv)
+{
+	struct job *job;
+
+	while ((job = queue_pop(srv)) != NULL) {
+		api_job_refused(srv, job);
+		resume(srv, job->conn);
+	}
+}
+
 static void on_exit_cb(struct sandbox_exec *ex, void *data)
 {
 	struct job *job = data;
@@ -109,7 +128,7 @@ static void on_exit_cb(struct sandbox_exec *ex, void *data)
 	api_job_finished(srv, job, sandbox_exec_result(ex));
 	job->ex = NULL;
 	/* After this the HTTP thread owns the job again: touch it no more. */
-	MHD_resume_connection(job->conn);
+	resume(srv, job->conn);
 	/* Cleanup that does not change the reply runs while it is sent. */
 	sandbox_exec_free(ex);
 	pthread_mutex_lock(&srv->lock);
@@ -125,12 +144,17 @@ static void start_queued(struct server *srv)
 	while ((job = queue_pop(srv)) != NULL) {
 		struct cr_error err = CR_ERROR_INIT;
 
+		if (srv->killing) {
+			api_job_refused(srv, job);
+			resume(srv, job->conn);
+			continue;
+		}
 		job->ex = sandbox_start(srv->rt, &job->cfg, &cb, job, &err);
 		if (job->ex == NULL) {
 			srv_log(srv, 0, "%s: cannot start: %s", job->trace_id, err.msg);
 			api_job_failed_to_start(srv, job, err.msg);
 			cr_error_release(&err);
-			MHD_resume_connection(job->conn);
+			resume(srv, job->conn);
 			continue;
 		}
 		pthread_mutex_lock(&srv->lock);
@@ -154,6 +178,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (req == NULL) {
 		req = xzalloc(sizeof(*req));
 		*con_cls = req;
+		pthread_mutex_lock(&srv->lock);
+		srv->requests++;
+		pthread_mutex_unlock(&srv->lock);
 		return api_begin(srv, conn, req, url, method);
 	}
 	if (*upload_data_size > 0) {
@@ -161,6 +188,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (req->received > API_DISCARD_MAX)
 			return MHD_NO;
 		if (!req->too_large) {
+			bool over_all;
+			pthread_mutex_lock(&srv->lock);
+			over_all = srv->buffered + *upload_data_size > API_MAX_BUFFERED;
+			if (!over_all && req->body.len + *upload_data_size <= API_MAX_BODY)
+				srv->buffered += *upload_data_size;
+			pthread_mutex_unlock(&srv->lock);
+			if (over_all)
+				return MHD_NO; /* every body in flight together is capped */
 			if (req->body.len + *upload_data_size > API_MAX_BODY)
 				req->too_large = true;
 			else
@@ -185,6 +220,9 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		srv_log(srv, 2, "request ended early (%d)", (int)toe);
 	api_request_free(srv, req);
 	*con_cls = NULL;
+	pthread_mutex_lock(&srv->lock);
+	srv->requests--;
+	pthread_mutex_unlock(&srv->lock);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -220,28 +258,34 @@ static int loop(struct server *srv, int sig_fd, struct cr_error *err)
 		int timeout = -1, n;
 
 		if (srv->draining) {
-			size_t open_jobs, running;
+			size_t open_jobs, running, suspended, requests;
+			bool queued;
 			uint64_t now = now_ns();
 			pthread_mutex_lock(&srv->lock);
 			open_jobs = srv->open_jobs;
 			running = srv->running;
+			suspended = srv->suspended;
+			requests = srv->requests;
+			queued = srv->queue_head != NULL;
 			pthread_mutex_unlock(&srv->lock);
-			if (open_jobs == 0 && running == 0 && srv->queue_head == NULL)
+			/* libmicrohttpd must not be stopped with a connection
+			 * suspended: every execution is answered first. */
+			/* Requests still arriving are answered (503) before we
+			 * stop, unless the final deadline has passed. */
+			if (suspended == 0 && running == 0 && !queued &&
+			    ((open_jobs == 0 && requests == 0) || (killed && now >= deadline)))
 				break;
 			if (!killed && now >= deadline) {
 				/* The grace period is over: kill what still runs;
 				 * each is recorded as cancelled and answered. */
 				srv_log(srv, 1, "grace period over: killing %zu execution(s)", running);
+				srv->killing = true;
 				api_cancel_all(srv);
+				refuse_queued(srv);
 				killed = true;
 				deadline = now + 10ull * 1000000000ull;
-			} else if (killed && now >= deadline) {
-				srv_log(srv, 0, "%zu response(s) not delivered at shutdown", open_jobs);
-				break;
 			}
-			timeout = (int)((deadline - now) / 1000000u) + 1;
-			if (timeout > 100)
-				timeout = 100; /* re-check counters set by the HTTP thread */
+			timeout = 100; /* re-check counters set by the HTTP thread */
 		}
 		n = epoll_wait(ep, evs, 8, timeout);
 		if (n < 0 && errno != EINTR) {
@@ -269,7 +313,9 @@ static int loop(struct server *srv, int sig_fd, struct cr_error *err)
 				if (read(sig_fd, &si, sizeof(si)) > 0 && !srv->draining) {
 					srv_log(srv, 1, "%s: draining (grace %u s)", strsignal((int)si.ssi_signo),
 						srv->grace_s);
+					pthread_mutex_lock(&srv->lock);
 					__atomic_store_n(&srv->draining, true, __ATOMIC_SEQ_CST);
+					pthread_mutex_unlock(&srv->lock);
 					deadline = now_ns() + (uint64_t)srv->grace_s * 1000000000ull;
 				}
 				break;
@@ -343,6 +389,7 @@ int server_run(const struct server_options *opts, struct cr_error *err)
 				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->request_timeout_s,
 				   MHD_OPTION_NOTIFY_COMPLETED, &completed, &srv,
 				   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
+				   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)1024,
 				   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
 				   MHD_OPTION_END);
 	if (srv.mhd == NULL) {
@@ -365,8 +412,11 @@ int server_run(const struct server_options *opts, struct cr_error *err)
 	srv_log(&srv, 1, "drained; exiting");
 	ret = 0;
 out:
-	if (srv.mhd)
+	if (srv.mhd) {
+		/* loop() returned with nothing suspended (or failed before any
+		 * request): stopping is safe. */
 		MHD_stop_daemon(srv.mhd);
+	}
 	sandbox_runtime_free(srv.rt);
 	if (srv.state_open)
 		store_state_close(&srv.state);

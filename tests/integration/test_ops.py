@@ -15,7 +15,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import (TRACE_RE, assert_error, assert_ok, cli_json, db_query,
+from conftest import (TRACE_RE, Server, assert_error, assert_ok, cli_json, db_query,
                       host_pids_with_argv, thread_home, wait_for)
 
 
@@ -308,3 +308,29 @@ def test_restart_keeps_keys_and_threads(make_server):
     assert body["stdout"] == "1\n"
     st, _, u = again.request("GET", "/v1/usage", key=key)
     assert u["executions"] == 2, u
+
+
+def test_sigterm_while_a_request_is_being_parsed_does_not_crash(tmp_path):
+    """A request in flight when SIGTERM arrives is answered (503, or a
+    result if it got in first); the server drains and exits 0, never
+    stopping libmicrohttpd with a connection suspended (which aborts)."""
+    s = Server(tmp_path / "state").start()
+    key = s.create_key()
+    # A large body that takes the JSON parser a while after it arrives.
+    body = ('{"pad":[' + ",".join(["0"] * 400000) + '],"code":"echo hi","language":"bash"}').encode()
+    head = (f"POST /v1/sandbox/execute HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=60) as c:
+        c.sendall(head + body[:-10])
+        s.proc.send_signal(signal.SIGTERM)
+        c.sendall(body[-10:])
+        reply = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    assert s.proc.wait(timeout=60) == 0, open(s.state_dir + ".log").read()
+    status = int(reply.split(b" ", 2)[1])
+    assert status in (200, 503), reply[:300]

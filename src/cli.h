@@ -64,6 +64,7 @@ int cmd_key(int argc, char **argv);
 int cmd_thread(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_connector(int argc, char **argv);
 
 enum { ADMIN_OPT_STATE_DIR = 1000, ADMIN_OPT_JSON };
 #define ADMIN_COMMON_LONGOPTS                                                 \

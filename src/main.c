@@ -21,6 +21,7 @@ static const char usage[] =
 	"  thread    list, show and delete the threads of an environment\n"
 	"  usage     credits and executions per key and month\n"
 	"  plan      list plans and set their limits\n"
+	"  connector store credentials and attach them to environments\n"
 	"  version   print the version\n"
 	"\n"
 	"'corral <command> --help' describes a command.\n";
@@ -70,6 +71,7 @@ static const struct command commands[] = {
 	{ "thread", cmd_thread },
 	{ "usage", cmd_usage },
 	{ "plan", cmd_plan },
+	{ "connector", cmd_connector },
 };
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
  * GET /admin/v1/environments agree. */
 #define _GNU_SOURCE
 #include "server/api.h"
+#include "server/admin-connectors.h"
 #include "cli.h"
 #include "util/util.h"
 
@@ -356,6 +357,8 @@ enum MHD_Result api_admin(struct server *srv, struct MHD_Connection *conn, struc
 		ret = threads(srv, conn, rest, method);
 	else if (strcmp(head, "usage") == 0 && strcmp(method, "GET") == 0)
 		ret = usage(srv, conn);
+	else if (strcmp(head, "connectors") == 0 || strcmp(head, "audit") == 0)
+		ret = api_admin_connectors(srv, conn, req, head, rest, method);
 	else
 		ret = fail(conn, 404, "not_found", "no such admin endpoint");
 	free(head);

@@ -110,6 +110,42 @@ static const struct migration migrations[] = {
 	  "  allow_nested, created_at)"
 	  " VALUES ('default', 'host', 'none', 512, 256, 1000, 256, 0,"
 	  "  strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));" },
+	{ 3,
+	  /* Connectors (DESIGN.md 5, store.h): `sealed` is nonce and secretbox
+	   * ciphertext, never a secret in clear.  Attachments to a deleted
+	   * environment stay behind harmlessly (environment ids are never
+	   * reused) and every query skips them.  A use keeps the connector's
+	   * name and has no foreign key, so the audit outlives the connector;
+	   * AUTOINCREMENT keeps a deleted connector's id from being reused. */
+	  "CREATE TABLE connectors ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  name TEXT NOT NULL UNIQUE,"
+	  "  type TEXT NOT NULL,"
+	  "  mode TEXT NOT NULL,"
+	  "  settings TEXT NOT NULL,"
+	  "  names TEXT NOT NULL,"
+	  "  fingerprint TEXT NOT NULL,"
+	  "  sealed BLOB NOT NULL,"
+	  "  created_at TEXT NOT NULL,"
+	  "  rotated_at TEXT"
+	  ");"
+	  "CREATE TABLE connector_envs ("
+	  "  connector_id INTEGER NOT NULL REFERENCES connectors(id) ON DELETE CASCADE,"
+	  "  env_id INTEGER NOT NULL REFERENCES environments(id),"
+	  "  attached_at TEXT NOT NULL,"
+	  "  PRIMARY KEY (connector_id, env_id)"
+	  ");"
+	  "CREATE INDEX connector_envs_env ON connector_envs(env_id);"
+	  "CREATE TABLE connector_uses ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  trace_id TEXT NOT NULL,"
+	  "  connector_id INTEGER NOT NULL,"
+	  "  connector_name TEXT,"
+	  "  env_id INTEGER,"
+	  "  used_at TEXT NOT NULL"
+	  ");"
+	  "CREATE INDEX connector_uses_connector ON connector_uses(connector_id);"
+	  "CREATE INDEX connector_uses_name ON connector_uses(connector_name);" },
 };
 
 static int migration_applied(struct store *st, int version, bool *applied, struct cr_error *err)

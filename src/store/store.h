@@ -261,6 +261,98 @@ int store_usage_list(struct store *st, const char *env, const char *month,
 		     struct store_usage **out, size_t *n, struct cr_error *err);
 void store_usage_list_free(struct store_usage *u, size_t n);
 
+/* --- connectors ------------------------------------------------------- */
+
+/* A connector is a credential an operator stores once and attaches to
+ * environments (DESIGN.md 5); src/secrets/connector.h gives it meaning.
+ * The store knows nothing of connector types or of cryptography: `sealed`
+ * is the secret as connector.c encrypted it (the store never sees a secret
+ * in clear), `settings` a JSON object of the non-secret fields, and `names`
+ * what the connector puts into a sandbox (variable names, and paths
+ * starting with '/' for files).  Two connectors attached to one
+ * environment may not share a name: attach and rotate refuse that.
+ *
+ * Statements here are prepared per call rather than cached: connector
+ * operations are rare, and the per-connection cache has a fixed size. */
+struct store_connector {
+	int64_t id;
+	char *name;                  /* [a-z0-9][a-z0-9_-]{0,62} */
+	char *type;                  /* "anthropic", "github", ... (connector.h) */
+	char *mode;                  /* "inject" or "broker" */
+	char *settings;              /* JSON object of the non-secret fields */
+	char **names;                /* what it injects, in injection order */
+	size_t nnames;
+	char *fingerprint;           /* keyed hash of the secret, for display */
+	char *created_at;
+	char *rotated_at;            /* NULL until the secret is rotated */
+	char **envs;                 /* live environments it is attached to, by name */
+	size_t nenvs;
+	unsigned char *sealed;       /* filled only by store_connector_list_for_env() */
+	size_t sealed_len;
+};
+
+/* 0, or -1 with EINVAL and a sentence. */
+int store_check_connector_name(const char *name, struct cr_error *err);
+/* Insert c (name, type, mode, settings, names, fingerprint, sealed must be
+ * set; a name holds [A-Za-z0-9_] or starts with '/', without spaces);
+ * c->id and c->created_at are filled.  EEXIST when the name is taken,
+ * EINVAL for a malformed field. */
+int store_connector_create(struct store *st, struct store_connector *c, struct cr_error *err);
+/* By name, without the sealed secret: ENOENT when unknown. */
+int store_connector_get(struct store *st, const char *name, struct store_connector *out,
+			struct cr_error *err);
+/* All connectors, or those attached to environment `env` (may be NULL;
+ * ENOENT when it does not exist), by name, without the sealed secrets. */
+int store_connector_list(struct store *st, const char *env, struct store_connector **out,
+			 size_t *n, struct cr_error *err);
+/* The connectors attached to environment `env_id`, by name, with their
+ * sealed secrets (for the injection builder).  An environment that does
+ * not exist (or was deleted) has none. */
+int store_connector_list_for_env(struct store *st, int64_t env_id, struct store_connector **out,
+				 size_t *n, struct cr_error *err);
+/* Replace the secret of the connector named c->name in place: sealed,
+ * fingerprint, settings and names are replaced, rotated_at set (filled in
+ * c).  ENOENT when unknown; ENOTUNIQ, and nothing changes, when a new name
+ * would clash with another connector of an environment it is attached to. */
+int store_connector_rotate(struct store *st, struct store_connector *c, struct cr_error *err);
+/* Delete; EBUSY (a sentence naming the environments) while it is attached
+ * unless `force`, which detaches it.  Its past uses stay in the audit. */
+int store_connector_delete(struct store *st, const char *name, bool force, struct cr_error *err);
+/* Attach to / detach from environment `env`.  Attach: ENOENT for an unknown
+ * connector or environment, EEXIST when already attached, ENOTUNIQ when
+ * another connector of the environment injects one of the same names,
+ * EINVAL when the connector's mode is not "inject" (broker mode is not
+ * served yet).  Detach: ENOENT when unknown or not attached. */
+int store_connector_attach(struct store *st, const char *name, const char *env,
+			   struct cr_error *err);
+int store_connector_detach(struct store *st, const char *name, const char *env,
+			   struct cr_error *err);
+void store_connector_release(struct store_connector *c);
+void store_connector_list_free(struct store_connector *c, size_t n);
+
+/* One connector handed to one execution (the audit). */
+struct store_connector_use {
+	int64_t id;
+	char *trace_id;
+	int64_t connector_id;
+	char *connector_name;        /* as it was named then; NULL if deleted before */
+	char *env_name;              /* of the execution; NULL if not recorded */
+	char *used_at;
+};
+
+/* Record that execution `trace_id` received connector `connector_id`.  The
+ * environment is read from the execution (record after store_exec_insert()),
+ * the connector's name is copied, so the record outlives both.  EINVAL for
+ * a malformed trace id.  NEEDSWORK: uses are never pruned. */
+int store_connector_use_record(struct store *st, const char *trace_id, int64_t connector_id,
+			       struct cr_error *err);
+/* The most recent uses first, at most `limit` (1..1000), of one connector
+ * (connector_id > 0), of every connector once named `name` (not NULL), or
+ * of all. */
+int store_connector_use_list(struct store *st, int64_t connector_id, const char *name, int limit,
+			     struct store_connector_use **out, size_t *n, struct cr_error *err);
+void store_connector_use_list_free(struct store_connector_use *u, size_t n);
+
 /* --- helpers ---------------------------------------------------------- */
 
 /* Current time as ISO 8601 UTC (caller frees) and the month "YYYY-MM" of

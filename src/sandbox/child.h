@@ -45,7 +45,7 @@ struct plan_file {
 	const char *target;      /* symlink target */
 };
 
-#define PLAN_MAX_ETC 24
+#define PLAN_MAX_ETC 32
 #define PLAN_MAX_ARGS 8
 
 struct sandbox_plan {

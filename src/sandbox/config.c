@@ -37,6 +37,11 @@ void sandbox_config_release(struct sandbox_config *cfg)
 	free_strv(cfg->argv);
 	free_strv(cfg->env);
 	free(cfg->code);
+	for (size_t i = 0; i < cfg->n_etc_files; i++) {
+		free(cfg->etc_files[i].name);
+		free(cfg->etc_files[i].content);
+	}
+	free(cfg->etc_files);
 	free(cfg->user);
 	free(cfg->image);
 	free(cfg->thread_dir);
@@ -282,6 +287,15 @@ int sandbox_config_check(const struct sandbox_config *cfg, struct cr_error *err)
 	for (char **e = cfg->env; e && *e; e++)
 		if (sandbox_check_env_assignment(*e, err) < 0)
 			return -1;
+	for (size_t i = 0; i < cfg->n_etc_files; i++) {
+		const char *n = cfg->etc_files[i].name;
+		if (n == NULL || *n == '\0' || strchr(n, '/') || strcmp(n, ".") == 0 ||
+		    strcmp(n, "..") == 0 || cfg->etc_files[i].content == NULL)
+			return cr_error_set(err, 0, "extra /etc file '%s' must be a plain name with content",
+					    n ? n : "");
+	}
+	if (cfg->n_etc_files > 8)
+		return cr_error_set(err, 0, "at most 8 extra /etc files");
 	if (cfg->timeout_ms == 0 || cfg->timeout_ms > SANDBOX_MAX_TIMEOUT_MS)
 		return cr_error_set(err, 0, "timeout must be between 1 ms and %u s",
 				    SANDBOX_MAX_TIMEOUT_MS / 1000);

@@ -69,6 +69,18 @@ struct sandbox_config {
 	uint64_t fsize;              /* RLIMIT_FSIZE */
 	uint32_t nofile;             /* RLIMIT_NOFILE */
 
+	/* Extra files for the generated /etc (e.g. a connector's system-wide
+	 * gitconfig): read-only inside, gone with the execution. */
+	struct sandbox_file {
+		char *name;          /* a plain name in /etc, e.g. "gitconfig" */
+		char *content;
+	} *etc_files;
+	size_t n_etc_files;
+
+	/* Secrets to scrub from the output (borrowed: must outlive the
+	 * execution); NULL for none.  See util/redact.h. */
+	const struct redact_set *redact;
+
 	uid_t host_uid_base;         /* sandbox ids 0..65535 map from here */
 	bool allow_nested;           /* let the sandbox create user namespaces */
 };

@@ -4,6 +4,7 @@
 #include "sandbox/sandbox.h"
 #include "sandbox/child.h"
 #include "sandbox/seccomp.h"
+#include "util/redact.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -82,6 +83,7 @@ struct sandbox_exec {
 	struct sandbox_cgroup cg;
 
 	uint64_t output_limit;
+	struct redactor *redactor[2];    /* NULL without secrets to scrub */
 	uint64_t start_ns;
 	bool running;          /* started and not yet finalised */
 	bool reaped;
@@ -720,6 +722,22 @@ static void build_plan(struct sandbox_runtime *rt, const struct sandbox_config *
 		plan->etc[plan->n_etc++] = (struct plan_file){ rt->etc[k].name, rt->etc[k].content,
 							       rt->etc[k].len, rt->etc[k].target };
 	plan->etc_binds = etc_binds;
+	/* The caller's files replace a generated or copied one of the same
+	 * name (the copies come first in the list, so search and overwrite). */
+	for (size_t k = 0; k < cfg->n_etc_files; k++) {
+		const struct sandbox_file *f = &cfg->etc_files[k];
+		size_t j;
+		for (j = 0; j < plan->n_etc; j++)
+			if (strcmp(plan->etc[j].name, f->name) == 0)
+				break;
+		if (j == plan->n_etc) {
+			if (plan->n_etc == PLAN_MAX_ETC)
+				break;
+			plan->n_etc++;
+		}
+		plan->etc[j] = (struct plan_file){ .name = f->name, .content = f->content,
+						   .len = strlen(f->content) };
+	}
 
 	plan->root_opts = "mode=0755,size=16m,nr_inodes=4096";
 	plan->dev_opts = "mode=0755,size=64k,nr_inodes=64";
@@ -770,6 +788,10 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 		ex->cg.task_fd[i] = -1;
 	ex->res.exit_code = -1;
 	ex->output_limit = cfg->output_limit;
+	if (cfg->redact) {
+		ex->redactor[0] = redactor_new(cfg->redact);
+		ex->redactor[1] = redactor_new(cfg->redact);
+	}
 	ex->userdata = userdata;
 	if (cb)
 		ex->cb = *cb;
@@ -895,6 +917,8 @@ fail:
 	close_fd(&sync[1]);
 	close_fd(&tree_fd);
 	cgroup_destroy(&ex->cg, NULL);
+	redactor_free(ex->redactor[0]);
+	redactor_free(ex->redactor[1]);
 	free(ex);
 	return NULL;
 }
@@ -953,6 +977,43 @@ static void read_sync(struct sandbox_exec *ex)
 	}
 }
 
+/* Hand output on: to the callback and, up to the limit, to the result.
+ * Past the limit the bytes are dropped so the program never blocks on a
+ * full pipe, and `truncated` says so. */
+static void deliver(struct sandbox_exec *ex, int s, const char *data, size_t len)
+{
+	struct buf *b = &ex->res.output[s];
+	size_t room = b->len < ex->output_limit ? (size_t)(ex->output_limit - b->len) : 0;
+	size_t take = len < room ? len : room;
+
+	if (len == 0)
+		return;
+	if (ex->cb.on_output)
+		ex->cb.on_output(ex, (enum sandbox_stream)s, data, len, ex->userdata);
+	if (take)
+		buf_add(b, data, take);
+	if (take < len)
+		ex->res.truncated[s] = true;
+}
+
+/* Pass a chunk through the stream's redactor (which may hold back the
+ * start of what could be a secret split across reads), then deliver. */
+static void deliver_raw(struct sandbox_exec *ex, int s, const char *data, size_t len, bool eof)
+{
+	struct buf clean = BUF_INIT;
+
+	if (ex->redactor[s] == NULL) {
+		deliver(ex, s, data, len);
+		return;
+	}
+	if (len)
+		redactor_feed(ex->redactor[s], data, len, &clean);
+	if (eof)
+		redactor_finish(ex->redactor[s], &clean);
+	deliver(ex, s, clean.data, clean.len);
+	buf_release(&clean);
+}
+
 static void read_output(struct sandbox_exec *ex, int s)
 {
 	char chunk[65536];
@@ -970,21 +1031,10 @@ static void read_output(struct sandbox_exec *ex, int s)
 		if (r <= 0) {
 			watch_del(ex, ex->out_fd[s]);
 			close_fd(&ex->out_fd[s]);
+			deliver_raw(ex, s, NULL, 0, true);
 			return;
 		}
-		if (ex->cb.on_output)
-			ex->cb.on_output(ex, (enum sandbox_stream)s, chunk, (size_t)r, ex->userdata);
-		{
-			struct buf *b = &ex->res.output[s];
-			size_t room = b->len < ex->output_limit ? (size_t)(ex->output_limit - b->len) : 0;
-			size_t take = (size_t)r < room ? (size_t)r : room;
-			if (take)
-				buf_add(b, chunk, take);
-			/* Past the limit the bytes are read and dropped so the
-			 * program never blocks on a full pipe. */
-			if (take < (size_t)r)
-				ex->res.truncated[s] = true;
-		}
+		deliver_raw(ex, s, chunk, (size_t)r, false);
 	}
 }
 
@@ -1075,8 +1125,12 @@ static void finalize(struct sandbox_exec *ex, bool notify)
 	}
 
 	for (int s = 0; s < 2; s++) {
+		if (ex->out_fd[s] >= 0)
+			deliver_raw(ex, s, NULL, 0, true); /* flush what was held back */
 		watch_del(ex, ex->out_fd[s]);
 		close_fd(&ex->out_fd[s]);
+		redactor_free(ex->redactor[s]);
+		ex->redactor[s] = NULL;
 	}
 	watch_del(ex, ex->timer_fd);
 	close_fd(&ex->timer_fd);

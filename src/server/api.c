@@ -8,6 +8,8 @@
 #include "server/api.h"
 #include "server/metrics.h"
 #include "cli.h"
+#include "secrets/connector.h"
+#include "util/redact.h"
 #include "util/utf8.h"
 #include "util/util.h"
 
@@ -226,6 +228,8 @@ static void job_free(struct job *job)
 	if (job == NULL)
 		return;
 	sandbox_config_release(&job->cfg);
+	redact_set_free(job->redact);
+	free(job->connector_ids);
 	free(job->thread_id);
 	free(job->thread_home);
 	free(job->language);
@@ -368,6 +372,70 @@ out:
 	return rc;
 }
 
+/* Add the environment's connectors to the job (DESIGN.md 5, inject
+ * mode): their variables after the request's, which may not name any of
+ * them; their files in the sandbox's /etc; their secrets to the scrubber.
+ * Returns 0, or sends the refusal and returns -1. */
+static int inject_connectors(struct server *srv, struct MHD_Connection *conn,
+			     const struct auth *a, struct job *job, enum MHD_Result *ret)
+{
+	struct connector_injection inj;
+	struct cr_error err = CR_ERROR_INIT;
+	size_t nreq = 0;
+	int rc = -1;
+
+	memset(&inj, 0, sizeof(inj));
+	if (connector_injection_for_env(&srv->state, a->env.id, &inj, &err) < 0) {
+		srv_log(srv, 0, "environment '%s': connectors: %s", a->env.name, err.msg);
+		*ret = send_error(conn, 500, "internal_error", NULL,
+				  "the environment's connectors cannot be used: %s", err.msg);
+		cr_error_release(&err);
+		return -1;
+	}
+	if (inj.nenv == 0 && inj.nfiles == 0) {
+		connector_injection_release(&inj);
+		return 0;
+	}
+	for (char **e = job->cfg.env; e && *e; e++)
+		nreq++;
+	for (size_t i = 0; i < nreq; i++) {
+		const char *r = job->cfg.env[i];
+		size_t n = strcspn(r, "=");
+		for (size_t k = 0; k < inj.nenv; k++) {
+			if (strncmp(inj.env[k], r, n) == 0 && inj.env[k][n] == '=') {
+				*ret = send_error(conn, 400, "validation_error", NULL,
+						  "'env_vars': '%.*s' is set by a connector of this environment and cannot be overridden",
+						  (int)n, r);
+				goto out;
+			}
+		}
+	}
+	job->cfg.env = xrealloc(job->cfg.env, sizeof(char *) * (nreq + inj.nenv + 1));
+	for (size_t k = 0; k < inj.nenv; k++)
+		job->cfg.env[nreq + k] = xstrdup(inj.env[k]);
+	job->cfg.env[nreq + inj.nenv] = NULL;
+	if (inj.nfiles) {
+		job->cfg.etc_files = xzalloc(sizeof(*job->cfg.etc_files) * inj.nfiles);
+		for (size_t k = 0; k < inj.nfiles; k++) {
+			job->cfg.etc_files[k].name = xstrdup(inj.files[k].path_in_etc);
+			job->cfg.etc_files[k].content = xstrdup(inj.files[k].content);
+		}
+		job->cfg.n_etc_files = inj.nfiles;
+	}
+	job->redact = redact_set_new();
+	for (size_t k = 0; k < inj.nscrub; k++)
+		redact_set_add(job->redact, inj.scrub[k].value, strlen(inj.scrub[k].value),
+			       inj.scrub[k].label);
+	job->cfg.redact = job->redact;
+	job->connector_ids = xzalloc(sizeof(int64_t) * (inj.nconnectors + 1));
+	memcpy(job->connector_ids, inj.connector_ids, sizeof(int64_t) * inj.nconnectors);
+	job->nconnectors = inj.nconnectors;
+	rc = 0;
+out:
+	connector_injection_release(&inj);
+	return rc;
+}
+
 static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, struct request *req)
 {
 	struct auth a;
@@ -410,6 +478,9 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 		job_free(job);
 		goto out_auth;
 	}
+
+	if (inject_connectors(srv, conn, &a, job, &ret) < 0)
+		goto out_job;
 
 	/* Quota, concurrency and the thread, in that order. */
 	if (a.plan.monthly_credits >= 0) {
@@ -515,6 +586,12 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 	/* The store filled these in; the rest of rec is borrowed. */
 	free(rec.created_at);
 	free(rec.status);
+	for (size_t k = 0; k < job->nconnectors; k++) {
+		if (connector_record_use(srv->state.store, job->trace_id, job->connector_ids[k], &err) < 0) {
+			srv_log(srv, 0, "%s: audit: %s", job->trace_id, err.msg);
+			cr_error_release(&err);
+		}
+	}
 
 	job->start_ns = now_ns();
 	req->job = job;

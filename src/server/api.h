@@ -39,6 +39,9 @@ struct job {
 	char *thread_home;
 	char *language;
 	uint64_t start_ns;
+	struct redact_set *redact;       /* connector secrets to scrub; owned */
+	int64_t *connector_ids;          /* connectors injected, for the audit */
+	size_t nconnectors;
 	bool busy_registered;
 	/* Filled by the sandbox thread before it resumes the connection. */
 	bool done;

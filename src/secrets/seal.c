@@ -18,19 +18,7 @@
 #define SEAL_MAGIC "CRC1"
 #define FP_CONTEXT "corralfp"
 
-__attribute__((format(printf, 3, 4))) static int fail(struct cr_error *err, int errnum,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err->msg != NULL)
-		return -1;
-	va_start(ap, fmt);
-	err->msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	err->errnum = errnum;
-	return -1;
-}
+#define fail cr_error_setn
 
 static void free_wiped(char *s)
 {

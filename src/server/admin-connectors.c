@@ -21,54 +21,9 @@
 #define AUDIT_DEFAULT_LIMIT 100
 #define RECENT_USES 10
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *body)
-{
-	char *s = json_dumps(body, JSON_COMPACT);
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	json_decref(body);
-	if (s == NULL)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
-			    const char *msg)
-{
-	return reply(conn, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
-}
-
-static enum MHD_Result fail_err(struct MHD_Connection *conn, struct cr_error *err)
-{
-	enum MHD_Result r;
-	const char *msg = err->msg ? err->msg : "failed";
-
-	switch (err->errnum) {
-	case EINVAL:
-		r = fail(conn, 400, "validation_error", msg);
-		break;
-	case ENOENT:
-		r = fail(conn, 404, "not_found", msg);
-		break;
-	case EEXIST:
-	case EBUSY:
-	case ENOTUNIQ:
-		r = fail(conn, 409, "conflict", msg);
-		break;
-	case EAGAIN:
-		r = fail(conn, 503, "unavailable", msg);
-		break;
-	default:
-		r = fail(conn, 500, "internal_error", msg);
-	}
-	cr_error_release(err);
-	return r;
-}
+#define reply http_admin_reply
+#define fail http_admin_fail
+#define fail_err http_admin_store_fail
 
 /* Wipe the text of every string in `j` (before it is freed). */
 static void wipe_strings(json_t *j)

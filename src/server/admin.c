@@ -13,7 +13,7 @@
 #include <sodium.h>
 #include <string.h>
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_t *body)
+enum MHD_Result http_admin_reply(struct MHD_Connection *conn, unsigned status, json_t *body)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
 	struct MHD_Response *r;
@@ -29,35 +29,43 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, json_
 	return ret;
 }
 
-static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *code,
-			    const char *msg)
+enum MHD_Result http_admin_fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			   const char *msg)
 {
-	return reply(conn, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
+	return http_admin_reply(conn, status, json_pack("{s:s, s:s}", "error", code, "message", msg));
 }
 
-/* Map a store error to a status and code. */
-static enum MHD_Result store_fail_reply(struct MHD_Connection *conn, struct cr_error *err)
+enum MHD_Result http_admin_store_fail(struct MHD_Connection *conn, struct cr_error *err)
 {
+	const char *msg = err->msg ? err->msg : "failed";
 	enum MHD_Result r;
+
 	switch (err->errnum) {
 	case ENOENT:
-		r = fail(conn, 404, "not_found", err->msg);
+		r = http_admin_fail(conn, 404, "not_found", msg);
 		break;
 	case EEXIST:
 	case EBUSY:
 	case EKEYREVOKED:
 	case ENOTUNIQ:
-		r = fail(conn, 409, "conflict", err->msg);
+		r = http_admin_fail(conn, 409, "conflict", msg);
 		break;
 	case EINVAL:
-		r = fail(conn, 400, "validation_error", err->msg);
+		r = http_admin_fail(conn, 400, "validation_error", msg);
+		break;
+	case EAGAIN:
+		r = http_admin_fail(conn, 503, "unavailable", msg);
 		break;
 	default:
-		r = fail(conn, 500, "internal_error", err->msg);
+		r = http_admin_fail(conn, 500, "internal_error", msg);
 	}
 	cr_error_release(err);
 	return r;
 }
+
+#define reply http_admin_reply
+#define fail http_admin_fail
+#define store_fail_reply http_admin_store_fail
 
 static json_t *body_object(struct request *req, struct MHD_Connection *conn, enum MHD_Result *ret)
 {

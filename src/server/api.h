@@ -8,6 +8,7 @@
 #ifndef CORRAL_SERVER_API_H
 #define CORRAL_SERVER_API_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -109,6 +110,15 @@ void api_job_failed_to_start(struct server *srv, struct job *job, const char *wh
 void api_cancel_all(struct server *srv);
 /* Sandbox thread, at shutdown: answer a queued job 503 without running it. */
 void api_job_refused(struct server *srv, struct job *job);
+/* Admin API replies (admin.c), shared by admin-connectors.c: send `body`
+ * (consumed) as JSON; send {"error": code, "message": msg}; map a store
+ * error (ENOENT 404, EEXIST/EBUSY/ENOTUNIQ/EKEYREVOKED 409, EINVAL 400,
+ * EAGAIN 503, else 500) and release it. */
+enum MHD_Result http_admin_reply(struct MHD_Connection *conn, unsigned status, json_t *body);
+enum MHD_Result http_admin_fail(struct MHD_Connection *conn, unsigned status, const char *code,
+			   const char *msg);
+enum MHD_Result http_admin_store_fail(struct MHD_Connection *conn, struct cr_error *err);
+
 /* Is an execution in flight on this thread, or in this environment? */
 bool api_thread_busy(struct server *srv, int64_t env_id, const char *thread_id);
 

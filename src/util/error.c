@@ -26,6 +26,19 @@ int cr_error_set(struct cr_error *err, int errnum, const char *fmt, ...)
 	return -1;
 }
 
+int cr_error_setn(struct cr_error *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err->msg != NULL)
+		return -1;
+	va_start(ap, fmt);
+	err->msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	err->errnum = errnum;
+	return -1;
+}
+
 int cr_error_wrap(struct cr_error *err, const char *fmt, ...)
 {
 	va_list ap;

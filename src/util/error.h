@@ -27,6 +27,12 @@ struct cr_error {
 int cr_error_set(struct cr_error *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Like cr_error_set() but without the strerror() suffix: errnum is a
+ * code for the caller to branch on (ENOENT -> 404, ...), the sentence is
+ * complete as it is.  Returns -1. */
+int cr_error_setn(struct cr_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Prefix an already set error with "<context>: ".  Returns -1. */
 int cr_error_wrap(struct cr_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -23,12 +23,17 @@ void sandbox_config_init(struct sandbox_config *cfg)
 	cfg->host_uid_base = SANDBOX_DEFAULT_HOST_UID_BASE;
 }
 
+/* Free a string vector, wiping each string first: environments carry
+ * connector secrets, and freed memory is copied into every later
+ * sandbox's init (which is a clone of this process). */
 static void free_strv(char **v)
 {
 	if (v == NULL)
 		return;
-	for (char **p = v; *p; p++)
+	for (char **p = v; *p; p++) {
+		explicit_bzero(*p, strlen(*p));
 		free(*p);
+	}
 	free(v);
 }
 
@@ -39,6 +44,8 @@ void sandbox_config_release(struct sandbox_config *cfg)
 	free(cfg->code);
 	for (size_t i = 0; i < cfg->n_etc_files; i++) {
 		free(cfg->etc_files[i].name);
+		if (cfg->etc_files[i].content)
+			explicit_bzero(cfg->etc_files[i].content, strlen(cfg->etc_files[i].content));
 		free(cfg->etc_files[i].content);
 	}
 	free(cfg->etc_files);

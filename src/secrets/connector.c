@@ -480,8 +480,9 @@ static int parse_lines(const char *in, size_t len, struct connector_secret **v, 
 		cleanup_free char *name = xstrndup(start, (size_t)(eq - start));
 		for (size_t i = 0; i < *n; i++)
 			if (strcmp((*v)[i].name, name) == 0)
-				return fail(err, EINVAL, "line %d of the secret input: %s is given twice",
-					    line, name);
+				return fail(err, EINVAL,
+					    "line %d of the secret input gives a name twice (the name is not shown: it comes from the secret input)",
+					    line);
 		secrets_add(v, n, name, eq + 1, (size_t)(start + l - eq - 1));
 	}
 	return 0;
@@ -519,13 +520,14 @@ static int take_pairs(struct conn *c, struct connector_secret *pairs, size_t n,
 			if (strcmp(name, "AWS_SECRET_ACCESS_KEY") != 0 &&
 			    strcmp(name, "AWS_SESSION_TOKEN") != 0)
 				r = fail(err, EINVAL,
-					 "%s is not AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or "
-					 "AWS_SESSION_TOKEN",
-					 name);
+					 "the secret input names a variable that is not AWS_ACCESS_KEY_ID, "
+					 "AWS_SECRET_ACCESS_KEY or AWS_SESSION_TOKEN (not shown: it may be "
+					 "part of a secret)");
 		} else if (c->type == T_ENV) {
 			if (nvars > 0 && !in_list(vars, nvars, name))
-				r = fail(err, EINVAL, "the secret input gives %s, which is not a --var name",
-					 name);
+				r = fail(err, EINVAL,
+					 "the secret input gives a name that is not a --var name (not shown: "
+					 "it may be part of a secret)");
 		} else {
 			r = fail(err, EINVAL,
 				 "a %s connector takes one secret as text, not NAME=VALUE pairs",
@@ -744,6 +746,15 @@ static int check_conn(struct conn *c, struct cr_error *err)
 			if (check_value("the postgres URL", url, V_TOKEN, err) < 0 ||
 			    pg_parse(url, &p, err) < 0)
 				return -1;
+			/* The password is injected on its own (PGPASSWORD), so it is
+			 * scrubbed on its own: it must be long enough to scrub. */
+			if (p.password == NULL ||
+			    check_value("the password in the postgres URL", p.password, V_PASSWORD, err) < 0) {
+				if (p.password == NULL)
+					fail(err, EINVAL, "the postgres URL has no password (give it as USER:PASSWORD@HOST)");
+				pg_parts_release(&p);
+				return -1;
+			}
 			free(c->host);
 			free(c->user);
 			free(c->database);

@@ -423,9 +423,16 @@ static int inject_connectors(struct server *srv, struct MHD_Connection *conn,
 		job->cfg.n_etc_files = inj.nfiles;
 	}
 	job->redact = redact_set_new();
-	for (size_t k = 0; k < inj.nscrub; k++)
-		redact_set_add(job->redact, inj.scrub[k].value, strlen(inj.scrub[k].value),
-			       inj.scrub[k].label);
+	for (size_t k = 0; k < inj.nscrub; k++) {
+		/* A secret too short to scrub must not be injected unscrubbed. */
+		if (redact_set_add(job->redact, inj.scrub[k].value, strlen(inj.scrub[k].value),
+				   inj.scrub[k].label) != 1) {
+			*ret = send_error(conn, 500, "internal_error", NULL,
+					  "connector '%s' holds a value too short to scrub from output; rotate it",
+					  inj.scrub[k].label);
+			goto out;
+		}
+	}
 	job->cfg.redact = job->redact;
 	job->connector_ids = xzalloc(sizeof(int64_t) * (inj.nconnectors + 1));
 	memcpy(job->connector_ids, inj.connector_ids, sizeof(int64_t) * inj.nconnectors);

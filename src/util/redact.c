@@ -131,8 +131,15 @@ void redact_set_free(struct redact_set *set)
 	free(set->repl);
 	free(set->repl_len);
 	free(set->pats);
+	/* The patterns are secrets: wipe them (and the trie's bytes) so
+	 * that freed memory does not carry them into later sandboxes' init,
+	 * which starts as a copy of this process. */
+	if (set->bytes.data)
+		explicit_bzero(set->bytes.data, set->bytes.cap);
 	buf_release(&set->bytes);
 	free(set->nodes);
+	if (set->edge_byte)
+		explicit_bzero(set->edge_byte, set->nnodes);
 	free(set->edge_byte);
 	free(set->edge_to);
 	free(set);

@@ -801,3 +801,23 @@ def test_audit_lists_each_execution(server, key):
     assert st == 200 and sorted(u["trace_id"] for u in au["uses"]) == sorted([t1, t2])
     st, _, au = server.request("GET", "/admin/v1/audit")
     assert st == 401
+
+
+def test_short_postgres_password_is_refused(server):
+    """A password injected on its own (PGPASSWORD) must be long enough for the
+    scrubber; a 3-character one would come back in the output unscrubbed."""
+    p = subprocess.run([CORRAL, "connector", "add", "postgres", "--name", "pgshort",
+                        "--state-dir", server.state_dir],
+                       input="postgres://app:pw9@db.example.test/appdb", capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2 and "password" in p.stderr, p.stderr
+    assert "pw9" not in p.stderr
+
+
+def test_names_from_secret_input_are_not_echoed(server):
+    secretish = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+    p = subprocess.run([CORRAL, "connector", "add", "aws", "--name", "awsx",
+                        "--access-key-id", "AKIAIOSFODNN7EXAMPLE", "--state-dir", server.state_dir],
+                       input=f"{secretish}=\n", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p.stderr
+    assert secretish not in p.stderr and secretish[:8] not in p.stderr

@@ -22,6 +22,7 @@ BUILD ?= build
 # seccomp-gen; the binary carries the result and does not load libseccomp.
 LIB_SRCS := $(wildcard src/util/*.c) $(wildcard src/store/*.c) $(filter-out src/sandbox/seccomp-gen.c src/sandbox/seccomp.c,$(wildcard src/sandbox/*.c))
 LIB_SRCS += $(wildcard src/secrets/*.c)
+LIB_SRCS += $(wildcard src/proxy/*.c)
 GEN_SRCS := src/sandbox/seccomp-gen.c src/sandbox/seccomp.c src/util/util.c src/util/error.c
 # The network side (the HTTP server with libmicrohttpd, the `exec` client
 # with libcurl) is built into a second executable, corral-net, which

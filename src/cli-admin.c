@@ -57,11 +57,10 @@ int admin_common_option(struct admin_opts *o, int c, const char *arg)
 
 int admin_option_error(const char *verb, int c, char **argv)
 {
-	if (c == ':')
-		return admin_usage_error(verb, "option '%s' needs a value", argv[optind - 1]);
-	if (optopt > 0 && optopt < 256)
-		return admin_usage_error(verb, "unknown option '-%c'", optopt);
-	return admin_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
+	struct cr_error err = CR_ERROR_INIT;
+
+	cli_option_error(c, argv, &err);
+	return admin_bad_usage(verb, &err);
 }
 
 int admin_open(const struct admin_opts *o, struct store_state *s)

@@ -219,12 +219,8 @@ static int exec_parse(int argc, char **argv, struct exec_options *o, struct cr_e
 		case 'h':
 			o->help = true;
 			return 0;
-		case ':':
-			return cr_error_set(err, 0, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt > 0 && optopt < 256)
-				return cr_error_set(err, 0, "unknown option '-%c'", optopt);
-			return cr_error_set(err, 0, "unknown option '%s'", argv[optind - 1]);
+			return cli_option_error(c, argv, err);
 		}
 	}
 	if (optind >= argc)

@@ -69,6 +69,15 @@ static const struct option run_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+int cli_option_error(int c, char **argv, struct cr_error *err)
+{
+	if (c == ':')
+		return cr_error_set(err, 0, "option '%s' needs a value", argv[optind - 1]);
+	if (optopt > 0 && optopt < 256)
+		return cr_error_set(err, 0, "unknown option '-%c'", optopt);
+	return cr_error_set(err, 0, "unknown option '%s'", argv[optind - 1]);
+}
+
 static void strv_push(char ***v, const char *s)
 {
 	size_t n = 0;
@@ -219,12 +228,8 @@ int cli_run_parse(int argc, char **argv, struct run_options *opts, struct cr_err
 		case 'h':
 			opts->help = true;
 			return 0;
-		case ':':
-			return cr_error_set(err, 0, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt > 0 && optopt < 256)
-				return cr_error_set(err, 0, "unknown option '-%c'", optopt);
-			return cr_error_set(err, 0, "unknown option '%s'", argv[optind - 1]);
+			return cli_option_error(c, argv, err);
 		}
 	}
 

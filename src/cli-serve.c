@@ -81,11 +81,8 @@ int cmd_serve(int argc, char **argv)
 		case 'h':
 			fputs(serve_usage, stdout);
 			return 0;
-		case ':':
-			cr_error_set(&err, 0, "option '%s' needs a value", argv[optind - 1]);
-			goto usage;
 		default:
-			cr_error_set(&err, 0, "unknown option '%s'", argv[optind - 1]);
+			cli_option_error(c, argv, &err);
 			goto usage;
 		}
 	}

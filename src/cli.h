@@ -44,6 +44,11 @@ int cmd_run(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 
+/* After getopt_long() (optstring starting with ':') returned ':' or '?':
+ * fill err with "option '--x' needs a value" or "unknown option '...'".
+ * Returns -1.  Every verb's option parser shares it. */
+int cli_option_error(int c, char **argv, struct cr_error *err);
+
 /* main()'s argv, for code that needs the whole command line. */
 extern char **cli_process_argv;
 

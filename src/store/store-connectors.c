@@ -309,7 +309,10 @@ static int create_locked(struct store *st, struct store_connector *c, struct cr_
 	return 0;
 }
 
-int store_connector_create(struct store *st, struct store_connector *c, struct cr_error *err)
+/* Check `c`, then run `write` (create or rotate) in one transaction. */
+static int write_connector(struct store *st, struct store_connector *c,
+			   int (*write)(struct store *, struct store_connector *, struct cr_error *),
+			   struct cr_error *err)
 {
 	STORE_LOCK(st);
 
@@ -319,11 +322,16 @@ int store_connector_create(struct store *st, struct store_connector *c, struct c
 		return store_fail(err, EINVAL, "the connector's sealed secret is too large");
 	if (store_begin(st, err) < 0)
 		return -1;
-	if (create_locked(st, c, err) < 0 || store_commit(st, err) < 0) {
+	if (write(st, c, err) < 0 || store_commit(st, err) < 0) {
 		store_rollback(st);
 		return -1;
 	}
 	return 0;
+}
+
+int store_connector_create(struct store *st, struct store_connector *c, struct cr_error *err)
+{
+	return write_connector(st, c, create_locked, err);
 }
 
 int store_connector_get(struct store *st, const char *name, struct store_connector *out,
@@ -489,19 +497,7 @@ static int rotate_locked(struct store *st, struct store_connector *c, struct cr_
 
 int store_connector_rotate(struct store *st, struct store_connector *c, struct cr_error *err)
 {
-	STORE_LOCK(st);
-
-	if (check_connector(c, err) < 0)
-		return -1;
-	if (c->sealed_len > (1u << 24))
-		return store_fail(err, EINVAL, "the connector's sealed secret is too large");
-	if (store_begin(st, err) < 0)
-		return -1;
-	if (rotate_locked(st, c, err) < 0 || store_commit(st, err) < 0) {
-		store_rollback(st);
-		return -1;
-	}
-	return 0;
+	return write_connector(st, c, rotate_locked, err);
 }
 
 static int delete_locked(struct store *st, const char *name, bool force, struct cr_error *err)

@@ -263,11 +263,10 @@ void run_options_release(struct run_options *opts)
 	memset(opts, 0, sizeof(*opts));
 }
 
-/* A JSON string from arbitrary bytes (invalid UTF-8 becomes U+FFFD). */
-static json_t *json_text(const char *data, size_t len)
+json_t *cli_json_text(const char *data, size_t len)
 {
 	size_t n;
-	char *s = utf8_sanitize(data, len, &n);
+	char *s = utf8_sanitize(data ? data : "", data ? len : 0, &n);
 	json_t *j = json_stringn(s, n);
 	free(s);
 	return j;
@@ -275,7 +274,7 @@ static json_t *json_text(const char *data, size_t len)
 
 static json_t *json_bytes(const struct buf *b)
 {
-	return json_text(b->data ? b->data : "", b->len);
+	return cli_json_text(b->data ? b->data : "", b->len);
 }
 
 json_t *cli_run_result_json(const struct sandbox_result *res)
@@ -292,7 +291,7 @@ json_t *cli_run_result_json(const struct sandbox_result *res)
 	json_object_set_new(o, "duration_ms", json_integer((json_int_t)res->duration_ms));
 	json_object_set_new(o, "cpu_ms", json_integer((json_int_t)res->cpu_ms));
 	json_object_set_new(o, "peak_memory_bytes", json_integer((json_int_t)res->peak_memory));
-	json_object_set_new(o, "error", res->error ? json_text(res->error, strlen(res->error)) : json_null());
+	json_object_set_new(o, "error", res->error ? cli_json_text(res->error, strlen(res->error)) : json_null());
 	return o;
 }
 

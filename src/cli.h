@@ -37,6 +37,10 @@ struct run_options {
 int cli_run_parse(int argc, char **argv, struct run_options *opts, struct cr_error *err);
 void run_options_release(struct run_options *opts);
 
+/* A JSON string from arbitrary bytes, NULL as ""; invalid UTF-8 becomes
+ * U+FFFD (new reference).  Program output goes through it everywhere. */
+json_t *cli_json_text(const char *data, size_t len);
+
 /* The --json object for a finished execution (new reference). */
 json_t *cli_run_result_json(const struct sandbox_result *res);
 

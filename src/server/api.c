@@ -84,18 +84,9 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
 	return send_json(conn, status, o, retry_after);
 }
 
-static json_t *json_text(const char *data, size_t len)
-{
-	size_t n;
-	char *s = utf8_sanitize(data ? data : "", data ? len : 0, &n);
-	json_t *j = json_stringn(s, n);
-	free(s);
-	return j;
-}
-
 static json_t *json_str_or_null(const char *s)
 {
-	return s ? json_text(s, strlen(s)) : json_null();
+	return s ? cli_json_text(s, strlen(s)) : json_null();
 }
 
 /* --- helpers ------------------------------------------------------------ */
@@ -697,8 +688,8 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 
 	o = json_object();
 	json_object_set_new(o, "success", json_boolean(res->status == SANDBOX_SUCCESS));
-	json_object_set_new(o, "stdout", json_text(res->output[0].data, res->output[0].len));
-	json_object_set_new(o, "stderr", json_text(res->output[1].data, res->output[1].len));
+	json_object_set_new(o, "stdout", cli_json_text(res->output[0].data, res->output[0].len));
+	json_object_set_new(o, "stderr", cli_json_text(res->output[1].data, res->output[1].len));
 	json_object_set_new(o, "exit_code", res->exit_code >= 0 ? json_integer(res->exit_code) : json_null());
 	json_object_set_new(o, "error", json_str_or_null(res->error));
 	json_object_set_new(o, "trace_id", json_string(job->trace_id));

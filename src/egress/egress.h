@@ -1,0 +1,170 @@
+/* egress.h - the daemon's side of a sandbox's network (DESIGN.md 5):
+ * the forward proxy that applies the environment's egress policy, and the
+ * credential brokers that add a connector's secret to requests the sandbox
+ * makes without ever holding it.
+ *
+ * Where the sockets come from.  A sandbox's network namespace holds only
+ * `lo`.  Its setup code (sandbox/child.c) creates one listening TCP socket
+ * per service on 127.0.0.1 inside that namespace and hands it to the daemon
+ * over the setup socket (SCM_RIGHTS); the daemon accepts on it.  A
+ * connection accepted there can only come from that sandbox, so it is
+ * attributed to the execution without tokens or addresses to trust.  The
+ * ports are fixed, the same in every sandbox (each has its own loopback):
+ *
+ *   127.0.0.1:3128  the forward proxy: CONNECT host:port (TLS tunnels) and
+ *                   absolute-form plain HTTP ("GET http://host/path")
+ *   127.0.0.1:3129  the anthropic broker: plain HTTP, forwarded to the
+ *                   connector's base URL over TLS with its x-api-key
+ *   127.0.0.1:3130  the github broker: git smart HTTP, forwarded to the
+ *                   connector's base URL with its token as Basic auth
+ *
+ * Threads.  One acceptor thread waits on every listening socket; a proxy
+ * connection gets a thread of its own (small stack, blocking I/O with
+ * deadlines, splice() between the sockets through a pipe, so its memory is
+ * a fixed head buffer and two pipes whatever it carries); a broker
+ * connection is handed to libmicrohttpd (thread per connection) and
+ * forwarded with libcurl.  The context of an execution, `struct
+ * egress_sandbox`, is reference counted: the listening sockets and every
+ * live connection hold a reference, so a connection may outlive the
+ * execution's result by the moment it takes to see the peer close.
+ */
+#ifndef CORRAL_EGRESS_EGRESS_H
+#define CORRAL_EGRESS_EGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/policy.h"
+#include "util/error.h"
+
+enum egress_port_kind {
+	EGRESS_PORT_PROXY = 0,
+	EGRESS_PORT_ANTHROPIC,
+	EGRESS_PORT_GITHUB,
+	EGRESS_PORT_COUNT,
+};
+
+/* Port of each service on the sandbox's loopback. */
+#define EGRESS_PROXY_PORT       3128
+#define EGRESS_ANTHROPIC_PORT   3129
+#define EGRESS_GITHUB_PORT      3130
+uint16_t egress_port_number(enum egress_port_kind kind);
+
+/* What a sandbox holds instead of a brokered secret.  Not a secret: the
+ * same for every sandbox, so a program may print it. */
+#define EGRESS_PLACEHOLDER_KEY  "corral-brokered-credential"
+
+struct egress_options {
+	const char *upstream_ca;       /* CA bundle for brokers' upstreams; NULL: system */
+	uint32_t connect_timeout_ms;   /* per upstream connect; 0: 10000 */
+	uint32_t idle_timeout_ms;      /* a tunnel with no bytes either way; 0: 300000 */
+	uint32_t head_timeout_ms;      /* to send a whole request head; 0: 10000 */
+	uint32_t max_connections;      /* per sandbox, at once; 0: 256 */
+	/* Log one line (no newline); may be NULL.  Called from any thread. */
+	void (*log)(void *data, int level, const char *line);
+	void *log_data;
+};
+
+struct egress_service;
+
+/* Start the acceptor thread and the broker's HTTP engine. */
+struct egress_service *egress_service_new(const struct egress_options *opts,
+					  struct cr_error *err);
+/* Stop accepting, close every listener, wait for the acceptor.  Live
+ * connections are shut down; their threads end on their own. */
+void egress_service_free(struct egress_service *svc);
+
+/* Where a broker forwards, and the credential it adds.  Strings owned by
+ * the target; `header` (e.g. "x-api-key: sk-...") is a secret: it is held
+ * in memory that a forked or cloned child gets zeroed (MADV_WIPEONFORK),
+ * so no sandbox's init inherits a copy, and wiped when freed. */
+struct egress_broker_target {
+	char *connector;       /* the connector's name, for logs and reports */
+	char *upstream;        /* base URL, "https://api.anthropic.com" */
+	char *header;          /* the header line to add, without CRLF */
+};
+
+struct egress_sandbox;
+
+/* A new context for execution `trace_id`: `policy` is moved in (the
+ * caller's copy is reset), `targets` (indexed by port kind; an entry with
+ * a NULL upstream is no broker, and [EGRESS_PORT_PROXY] is ignored) are
+ * moved in too.  The caller holds one reference. */
+struct egress_sandbox *egress_sandbox_new(struct egress_service *svc, const char *trace_id,
+					  struct egress_policy *policy,
+					  struct egress_broker_target targets[EGRESS_PORT_COUNT]);
+
+/* Serve `fd`, a listening socket in the sandbox's namespace, as `kind`.
+ * The fd is taken (closed on failure too). */
+int egress_sandbox_listen(struct egress_sandbox *sb, enum egress_port_kind kind, int fd,
+			  struct cr_error *err);
+
+/* Record one decision for the report: `target` is "host:port". */
+void egress_sandbox_record(struct egress_sandbox *sb, bool allowed, const char *target,
+			   const char *code, const char *reason);
+
+const struct egress_policy *egress_sandbox_policy(const struct egress_sandbox *sb);
+const struct egress_broker_target *egress_sandbox_target(const struct egress_sandbox *sb,
+							  enum egress_port_kind kind);
+const char *egress_sandbox_trace_id(const struct egress_sandbox *sb);
+const struct egress_options *egress_sandbox_options(const struct egress_sandbox *sb);
+void egress_sandbox_log(const struct egress_sandbox *sb, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* What an execution's connections did.  `allowed` holds each target once,
+ * in the order first seen; `denied` each refused target once, with the
+ * first refusal's code and sentence.  Capped at EGRESS_REPORT_MAX each
+ * (then `dropped` counts the rest). */
+#define EGRESS_REPORT_MAX 256
+struct egress_denial {
+	char *target;
+	char *code;
+	char *reason;
+};
+struct egress_report {
+	char **allowed;
+	size_t nallowed;
+	struct egress_denial *denied;
+	size_t ndenied;
+	uint64_t dropped;
+	uint64_t connections;     /* accepted, proxy and brokers */
+	uint64_t denials;         /* refusals, counting repeats */
+};
+
+/* Stop accepting new connections, copy the report into *out and drop the
+ * caller's reference.  Connections still open end when their peer closes
+ * (the sandbox's processes are gone by then) or at the idle deadline. */
+void egress_sandbox_close(struct egress_sandbox *sb, struct egress_report *out);
+void egress_report_release(struct egress_report *r);
+
+struct egress_sandbox *egress_sandbox_ref(struct egress_sandbox *sb);
+void egress_sandbox_unref(struct egress_sandbox *sb);
+
+/* Counters since start, for /metrics (read without locks). */
+struct egress_counters {
+	uint64_t proxy_allowed;
+	uint64_t proxy_denied;
+	uint64_t broker_requests;
+	uint64_t broker_failures;
+};
+void egress_counters_get(struct egress_counters *out);
+
+/* The broker (broker.c), for egress.c: hand an accepted connection on a
+ * broker port to the HTTP engine.  `fd` is taken; the engine holds a
+ * reference to `sb` while the connection lives. */
+struct broker;
+struct broker *broker_new(const struct egress_options *opts, struct cr_error *err);
+int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_port_kind kind,
+	       struct cr_error *err);
+void broker_free(struct broker *b);
+
+/* The forward proxy (forward.c): serve one accepted connection on the
+ * proxy port, on the calling thread, until it closes.  `fd` is taken. */
+void forward_serve(struct egress_sandbox *sb, int fd);
+
+/* Counters, bumped by forward.c and broker.c. */
+void egress_count(uint64_t *counter);
+extern struct egress_counters egress_counters;
+
+#endif

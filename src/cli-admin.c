@@ -3,6 +3,7 @@
  * tables for people (see cli.h). */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "proxy/policy.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -94,6 +95,31 @@ static json_t *json_str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* An environment's network policy (store_env.network) as {"mode":
+ * "allowlist", "allow": ["example.com", "*.example.org:443"]}; "allow" is
+ * [] when the policy lists nothing. */
+static json_t *network_json(const char *network)
+{
+	struct egress_policy p = EGRESS_POLICY_INIT;
+	struct cr_error err = CR_ERROR_INIT;
+	json_t *allow = json_array(), *o;
+
+	/* The store holds only what the parser accepted; a row edited by hand
+	 * past it is shown as it is rather than hidden. */
+	if (egress_policy_parse_string(network ? network : "none", &p, &err) < 0) {
+		cr_error_release(&err);
+		return json_pack("{s:s,s:o}", "mode", network, "allow", allow);
+	}
+	for (size_t i = 0; i < p.nrules; i++) {
+		char *s = egress_rule_to_string(&p.rules[i]);
+		json_array_append_new(allow, json_string(s));
+		free(s);
+	}
+	o = json_pack("{s:s,s:o}", "mode", egress_mode_name(p.mode), "allow", allow);
+	egress_policy_release(&p);
+	return o;
+}
+
 json_t *cli_env_json(const struct store_env *e)
 {
 	json_t *o = json_object();
@@ -101,7 +127,7 @@ json_t *cli_env_json(const struct store_env *e)
 	json_object_set_new(o, "id", json_integer(e->id));
 	json_object_set_new(o, "name", json_str_or_null(e->name));
 	json_object_set_new(o, "image", json_str_or_null(e->image));
-	json_object_set_new(o, "network", json_str_or_null(e->network));
+	json_object_set_new(o, "network", network_json(e->network));
 	json_object_set_new(o, "memory_mib", json_integer(e->memory_mib));
 	json_object_set_new(o, "pids", json_integer(e->pids));
 	json_object_set_new(o, "cpus", json_real((double)e->cpu_milli / 1000.0));

@@ -2,6 +2,7 @@
  * environments (sandbox profiles every API key is bound to). */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "proxy/policy.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -9,10 +10,10 @@
 
 static const char env_usage[] =
 	"usage: corral env create NAME [--memory MIB] [--pids N] [--cpus F] [--tmp-size MIB]\n"
-	"                              [--allow-nested]\n"
+	"                              [--allow-nested] [--network MODE [--allow ENTRY]...]\n"
 	"       corral env list\n"
 	"       corral env show NAME\n"
-	"       corral env set NAME [same options as create] [--no-allow-nested]\n"
+	"       corral env set NAME [same options as create] [--no-allow-nested] [--no-allow]\n"
 	"       corral env delete NAME [--force]\n"
 	"\n"
 	"An environment is a named sandbox profile; every API key is bound to one.\n"
@@ -24,11 +25,21 @@ static const char env_usage[] =
 	"  --tmp-size MIB     size of the private /tmp in MiB (default 256)\n"
 	"  --allow-nested     let sandboxes create their own namespaces (bubblewrap)\n"
 	"  --no-allow-nested  refuse that again (the default)\n"
+	"  --network MODE     egress: none (the default: no network at all), allowlist\n"
+	"                     (only what --allow lists) or open (any public address);\n"
+	"                     on set, the entries stay unless --allow or --no-allow is\n"
+	"                     given, and none drops them\n"
+	"  --allow ENTRY      what the sandbox may reach, repeatable; replaces the listed\n"
+	"                     entries: example.com, *.example.com (names below it),\n"
+	"                     example.com:443, 10.0.0.5, [2001:db8::1]:443.  Private and\n"
+	"                     loopback addresses only when listed literally; with open,\n"
+	"                     only IP addresses.  On set alone it keeps the mode\n"
+	"  --no-allow         (set) drop the listed entries, keeping the mode\n"
 	"  --force            delete even with active API keys, revoking them\n" ADMIN_COMMON_HELP;
 
 enum {
 	OPT_MEMORY = 256, OPT_PIDS, OPT_CPUS, OPT_TMP_SIZE, OPT_ALLOW_NESTED, OPT_NO_ALLOW_NESTED,
-	OPT_FORCE,
+	OPT_FORCE, OPT_NETWORK, OPT_ALLOW, OPT_NO_ALLOW,
 };
 
 static const struct option env_longopts[] = {
@@ -39,6 +50,9 @@ static const struct option env_longopts[] = {
 	{ "allow-nested", no_argument, NULL, OPT_ALLOW_NESTED },
 	{ "no-allow-nested", no_argument, NULL, OPT_NO_ALLOW_NESTED },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "network", required_argument, NULL, OPT_NETWORK },
+	{ "allow", required_argument, NULL, OPT_ALLOW },
+	{ "no-allow", no_argument, NULL, OPT_NO_ALLOW },
 	ADMIN_COMMON_LONGOPTS,
 	{ NULL, 0, NULL, 0 },
 };
@@ -57,8 +71,78 @@ struct env_changes {
 	uint64_t memory_mib, npids, tmp_mib;
 	uint32_t cpu_milli;
 	bool allow_nested;
+	const char *network;         /* --network: a mode, NULL when not given */
+	const char **allow;          /* --allow, in order */
+	size_t nallow;
+	bool no_allow;
 	const char *first;           /* the first such option, for messages */
 };
+
+/* The network policy `c` asks for, from what `e` holds now: --network
+ * sets the mode (none drops the entries), --allow replaces the entries,
+ * --no-allow drops them; what is not given stays.  e->network becomes
+ * the new policy's text.  EINVAL with a sentence when the result is not a
+ * policy. */
+static int apply_network(const struct env_changes *c, struct store_env *e, struct cr_error *err)
+{
+	struct egress_policy now = EGRESS_POLICY_INIT, p = EGRESS_POLICY_INIT;
+	struct cr_error perr = CR_ERROR_INIT;
+	char **kept = NULL;
+	const char *const *entries = NULL;
+	const char *mode;
+	size_t n = 0;
+	int r;
+
+	if (c->network == NULL && c->nallow == 0 && !c->no_allow)
+		return 0;
+	if (egress_policy_parse_string(e->network ? e->network : "none", &now, &perr) < 0) {
+		cr_error_setn(err, EINVAL, "environment '%s' holds a network policy that does "
+			      "not parse (%s); give --network and --allow", e->name, perr.msg);
+		cr_error_release(&perr);
+		return -1;
+	}
+	mode = c->network ? c->network : egress_mode_name(now.mode);
+	if (c->nallow > 0) {
+		entries = c->allow;
+		n = c->nallow;
+		if (strcmp(mode, "none") == 0) {
+			egress_policy_release(&now);
+			return cr_error_setn(err, EINVAL,
+					     "--allow: environment '%s' has network none, which takes "
+					     "no entries; give --network allowlist or --network open "
+					     "too", e->name);
+		}
+	} else if (!c->no_allow && strcmp(mode, "none") != 0) {
+		kept = xmalloc((now.nrules ? now.nrules : 1) * sizeof(*kept));
+		for (n = 0; n < now.nrules; n++)
+			kept[n] = egress_rule_to_string(&now.rules[n]);
+		entries = (const char *const *)kept;
+	}
+	r = egress_policy_parse(mode, entries, n, &p, &perr);
+	if (r < 0 && kept) {
+		cr_error_setn(err, EINVAL, "%s (environment '%s' lists it already: replace the "
+			      "entries with --allow or drop them with --no-allow)", perr.msg,
+			      e->name);
+		cr_error_release(&perr);
+	} else if (r < 0) {
+		cr_error_setn(err, EINVAL, "%s", perr.msg);
+		cr_error_release(&perr);
+	} else {
+		free(e->network);
+		e->network = egress_policy_to_string(&p);
+	}
+	for (size_t i = 0; kept && i < n; i++)
+		free(kept[i]);
+	free(kept);
+	egress_policy_release(&now);
+	egress_policy_release(&p);
+	return r;
+}
+
+static void env_changes_release(struct env_changes *c)
+{
+	free(c->allow);
+}
 
 static void apply_changes(const struct env_changes *c, struct store_env *e)
 {
@@ -130,7 +214,7 @@ static int env_create(const struct admin_opts *o, struct store_state *s, const c
 	store_env_defaults(&e);
 	e.name = xstrdup(name);
 	apply_changes(c, &e);
-	if (store_env_create(s->store, &e, &err) < 0) {
+	if (apply_network(c, &e, &err) < 0 || store_env_create(s->store, &e, &err) < 0) {
 		store_env_release(&e);
 		return admin_fail(o->verb, &err);
 	}
@@ -152,7 +236,7 @@ static int env_show_or_set(const struct admin_opts *o, struct store_state *s, co
 		return admin_fail(o->verb, &err);
 	if (set) {
 		apply_changes(c, &e);
-		if (store_env_update(s->store, &e, &err) < 0) {
+		if (apply_network(c, &e, &err) < 0 || store_env_update(s->store, &e, &err) < 0) {
 			store_env_release(&e);
 			return admin_fail(o->verb, &err);
 		}
@@ -204,8 +288,9 @@ static int env_delete(const struct admin_opts *o, struct store_state *s, const c
 int cmd_env(int argc, char **argv)
 {
 	struct admin_opts o = { .verb = "env" };
-	struct env_changes c = { 0 };
+	struct env_changes c __attribute__((cleanup(env_changes_release))) = { 0 };
 	struct cr_error err = CR_ERROR_INIT;
+	struct egress_policy policy = EGRESS_POLICY_INIT;
 	struct store_state s;
 	const char *sub, *name = NULL;
 	bool force = false;
@@ -248,6 +333,21 @@ int cmd_env(int argc, char **argv)
 		case OPT_FORCE:
 			force = true;
 			break;
+		case OPT_NETWORK:
+			if (egress_policy_parse(a, NULL, 0, &policy, &err) < 0) {
+				cr_error_wrap(&err, "--network");
+				return admin_bad_usage(o.verb, &err);
+			}
+			egress_policy_release(&policy);
+			c.network = a;
+			break;
+		case OPT_ALLOW:
+			c.allow = xrealloc(c.allow, (c.nallow + 1) * sizeof(*c.allow));
+			c.allow[c.nallow++] = a;
+			break;
+		case OPT_NO_ALLOW:
+			c.no_allow = true;
+			break;
 		default:
 			return admin_option_error(o.verb, ch, argv);
 		}
@@ -287,7 +387,28 @@ int cmd_env(int argc, char **argv)
 		return admin_usage_error(o.verb, "--force applies only to 'env delete'");
 	if (strcmp(sub, "set") == 0 && c.first == NULL)
 		return admin_usage_error(o.verb, "set: nothing to change (give --memory, --pids, "
-						 "--cpus, --tmp-size or --[no-]allow-nested)");
+						 "--cpus, --tmp-size, --[no-]allow-nested, --network, "
+						 "--allow or --no-allow)");
+	if (c.no_allow && strcmp(sub, "create") == 0)
+		return admin_usage_error(o.verb, "--no-allow applies only to 'env set'");
+	if (c.no_allow && c.nallow > 0)
+		return admin_usage_error(o.verb, "--allow and --no-allow contradict each other");
+	if (c.nallow > 0 && c.network && strcmp(c.network, "none") == 0)
+		return admin_usage_error(o.verb, "--allow: --network none takes no entries (it "
+						 "allows no egress at all)");
+	if (c.nallow > 0 && c.network == NULL && strcmp(sub, "create") == 0)
+		return admin_usage_error(o.verb, "--allow needs --network allowlist or --network "
+						 "open (the default, none, takes no entries)");
+	/* Each entry on its own now, before the state directory is opened;
+	 * the whole policy once the mode is known (on set, from the store). */
+	if (c.nallow > 0) {
+		const char *mode = c.network && strcmp(c.network, "open") == 0 ? "open" : "allowlist";
+		if (egress_policy_parse(mode, c.allow, c.nallow, &policy, &err) < 0) {
+			cr_error_wrap(&err, "--allow");
+			return admin_bad_usage(o.verb, &err);
+		}
+		egress_policy_release(&policy);
+	}
 
 	if ((rc = admin_open(&o, &s)) != 0)
 		return rc;

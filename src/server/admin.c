@@ -6,6 +6,7 @@
 #include "server/api.h"
 #include "server/admin-connectors.h"
 #include "cli.h"
+#include "proxy/policy.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -80,6 +81,59 @@ static json_t *body_object(struct request *req, struct MHD_Connection *conn, enu
 	return o;
 }
 
+/* The 'network' field: a mode alone ("allowlist": no entries) or
+ * {"mode": "allowlist", "allow": ["example.com", "*.x.org:443"]}.  Either
+ * replaces the whole policy; *out is its text as the store keeps it
+ * (caller frees).  A refusal carries the parser's sentence, which names
+ * the entry. */
+static int network_from_json(json_t *v, char **out, struct cr_error *err)
+{
+	struct egress_policy p = EGRESS_POLICY_INIT;
+	const char **entries = NULL;
+	const char *mode, *key;
+	json_t *allow = NULL, *x;
+	size_t n = 0;
+	int r;
+
+	*out = NULL;
+	if (json_is_string(v)) {
+		mode = json_string_value(v);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, key, x) {
+			if (strcmp(key, "mode") != 0 && strcmp(key, "allow") != 0)
+				return cr_error_set(err, 0, "'network' takes only 'mode' and 'allow' "
+							    "(found '%s')", key);
+		}
+		mode = json_string_value(json_object_get(v, "mode"));
+		if (mode == NULL)
+			return cr_error_set(err, 0, "'network.mode' is required: \"none\", "
+						    "\"allowlist\" or \"open\"");
+		allow = json_object_get(v, "allow");
+		if (allow && !json_is_array(allow) && !json_is_null(allow))
+			return cr_error_set(err, 0, "'network.allow' must be an array of strings");
+		n = json_is_array(allow) ? json_array_size(allow) : 0;
+	} else {
+		return cr_error_set(err, 0, "'network' must be a mode (\"none\", \"allowlist\" or "
+					    "\"open\") or {\"mode\": ..., \"allow\": [...]}");
+	}
+	if (n > 0)
+		entries = xmalloc(n * sizeof(*entries));
+	for (size_t i = 0; i < n; i++) {
+		entries[i] = json_string_value(json_array_get(allow, i));
+		if (entries[i] == NULL) {
+			free(entries);
+			return cr_error_set(err, 0, "'network.allow' must be an array of strings");
+		}
+	}
+	r = egress_policy_parse(mode, entries, n, &p, err);
+	free(entries);
+	if (r < 0)
+		return -1;
+	*out = egress_policy_to_string(&p);
+	egress_policy_release(&p);
+	return 0;
+}
+
 /* Apply the settable fields of an environment from a JSON object. */
 static int env_from_json(json_t *o, struct store_env *e, struct cr_error *err)
 {
@@ -102,8 +156,13 @@ static int env_from_json(json_t *o, struct store_env *e, struct cr_error *err)
 		e->allow_nested = json_is_true(v);
 	}
 	v = json_object_get(o, "network");
-	if (v && (!json_is_string(v) || strcmp(json_string_value(v), "none") != 0))
-		return cr_error_set(err, 0, "'network' can only be \"none\" on this server yet");
+	if (v) {
+		char *network;
+		if (network_from_json(v, &network, err) < 0)
+			return -1;
+		free(e->network);
+		e->network = network;
+	}
 	return 0;
 }
 

@@ -3,6 +3,7 @@
  * executions and usage in store-exec.c, the schema in store-migrate.c. */
 #define _GNU_SOURCE
 #include "store/store-internal.h"
+#include "proxy/policy.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -395,21 +396,35 @@ int store_check_env_name(const char *name, struct cr_error *err)
 	return 0;
 }
 
-/* The settable fields within the bounds the sandbox accepts. */
-static int check_env(const struct store_env *env, struct cr_error *err)
+/* The network policy as stored: egress_policy_to_string() of what
+ * egress_policy_parse_string() made of `text` (NULL is "none"), in *out
+ * (caller frees).  EINVAL with the parser's sentence, which names the
+ * entry. */
+static int normalize_network(const char *text, char **out, struct cr_error *err)
 {
-	static const char *const networks[] = { "none", "allowlist", "open" };
-	bool known = false;
+	struct egress_policy p = EGRESS_POLICY_INIT;
+	struct cr_error perr = CR_ERROR_INIT;
 
+	*out = NULL;
+	if (egress_policy_parse_string(text ? text : "none", &p, &perr) < 0) {
+		store_fail(err, EINVAL, "%s", perr.msg ? perr.msg : "bad network policy");
+		cr_error_release(&perr);
+		return -1;
+	}
+	*out = egress_policy_to_string(&p);
+	egress_policy_release(&p);
+	return 0;
+}
+
+/* The settable fields within the bounds the sandbox accepts; *network is
+ * the normalized policy to store (caller frees). */
+static int check_env(const struct store_env *env, char **network, struct cr_error *err)
+{
+	*network = NULL;
 	if (store_check_env_name(env->name, err) < 0)
 		return -1;
 	if (env->image == NULL || env->image[0] == '\0' || strlen(env->image) > 255)
 		return store_fail(err, EINVAL, "the image name must be 1 to 255 characters");
-	for (size_t i = 0; env->network && i < ARRAY_SIZE(networks); i++)
-		known |= strcmp(env->network, networks[i]) == 0;
-	if (!known)
-		return store_fail(err, EINVAL, "network '%s' is not none, allowlist or open",
-				  env->network ? env->network : "");
 	if (env->memory_mib < 8 || env->memory_mib > (1 << 20))
 		return store_fail(err, EINVAL, "memory %lld MiB is not between 8 and 1048576",
 				  (long long)env->memory_mib);
@@ -422,7 +437,7 @@ static int check_env(const struct store_env *env, struct cr_error *err)
 	if (env->tmp_mib < 1 || env->tmp_mib > (1 << 20))
 		return store_fail(err, EINVAL, "tmp size %lld MiB is not between 1 and 1048576",
 				  (long long)env->tmp_mib);
-	return 0;
+	return normalize_network(env->network, network, err);
 }
 
 static void env_from_row(sqlite3_stmt *s, struct store_env *e)
@@ -465,15 +480,15 @@ int store_env_create(struct store *st, struct store_env *env, struct cr_error *e
 		"INSERT INTO environments (name, image, network, memory_mib, pids, cpu_milli, tmp_mib,"
 		"  allow_nested, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		err);
-	char *now;
+	char *now, *network;
 	int rc;
 
-	if (s == NULL || check_env(env, err) < 0)
+	if (s == NULL || check_env(env, &network, err) < 0)
 		return -1;
 	now = store_now_iso();
 	store_bind_text(s, 1, env->name);
 	store_bind_text(s, 2, env->image);
-	store_bind_text(s, 3, env->network);
+	store_bind_text(s, 3, network);
 	sqlite3_bind_int64(s, 4, env->memory_mib);
 	sqlite3_bind_int64(s, 5, env->pids);
 	sqlite3_bind_int64(s, 6, env->cpu_milli);
@@ -483,15 +498,19 @@ int store_env_create(struct store *st, struct store_env *env, struct cr_error *e
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
 		free(now);
+		free(network);
 		return store_fail(err, EEXIST, "environment '%s' already exists", env->name);
 	}
 	if (rc != SQLITE_DONE) {
 		free(now);
+		free(network);
 		return store_db_fail(st, err, "create environment");
 	}
 	env->id = sqlite3_last_insert_rowid(st->db);
 	free(env->created_at);
 	env->created_at = now;
+	free(env->network);
+	env->network = network;
 	return 0;
 }
 
@@ -569,11 +588,12 @@ int store_env_update(struct store *st, const struct store_env *env, struct cr_er
 		"  cpu_milli = ?, tmp_mib = ?, allow_nested = ?"
 		" WHERE name = ? AND deleted_at IS NULL",
 		err);
+	cleanup_free char *network = NULL;
 
-	if (s == NULL || check_env(env, err) < 0)
+	if (s == NULL || check_env(env, &network, err) < 0)
 		return -1;
 	store_bind_text(s, 1, env->image);
-	store_bind_text(s, 2, env->network);
+	store_bind_text(s, 2, network);
 	sqlite3_bind_int64(s, 3, env->memory_mib);
 	sqlite3_bind_int64(s, 4, env->pids);
 	sqlite3_bind_int64(s, 5, env->cpu_milli);

@@ -82,7 +82,11 @@ struct store_env {
 	int64_t id;
 	char *name;                  /* [a-z0-9][a-z0-9_-]{0,62} */
 	char *image;                 /* "host" (the host-composed image) */
-	char *network;               /* "none" (later: "allowlist", "open") */
+	/* The egress policy as text (proxy/policy.h): "none" (the
+	 * default), "open", "allowlist", "allowlist: example.com,
+	 * *.example.org:443".  Stored normalized, as egress_policy_to_string()
+	 * writes it; egress_policy_parse_string() reads it back. */
+	char *network;
 	int64_t memory_mib;          /* default 512 */
 	int64_t pids;                /* default 256 */
 	int64_t cpu_milli;           /* default 1000 */
@@ -95,16 +99,19 @@ struct store_env {
 void store_env_defaults(struct store_env *env);
 /* Validate an environment name: 0, or -1 with a sentence. */
 int store_check_env_name(const char *name, struct cr_error *err);
-/* Insert; env->id and env->created_at are filled.  EEXIST on duplicate,
- * EINVAL for a bad name or a field out of bounds (memory 8..1048576 MiB,
- * pids 2..4194304, cpu_milli 10..1024000, tmp 1..1048576 MiB, network one
- * of none, allowlist, open). */
+/* Insert; env->id and env->created_at are filled and env->network is
+ * replaced by its normalized form.  EEXIST on duplicate, EINVAL for a bad
+ * name or a field out of bounds (memory 8..1048576 MiB, pids 2..4194304,
+ * cpu_milli 10..1024000, tmp 1..1048576 MiB) or a network policy that
+ * egress_policy_parse_string() refuses, with its sentence ("egress entry
+ * 'a..b': empty label").  NULL network is "none". */
 int store_env_create(struct store *st, struct store_env *env, struct cr_error *err);
 int store_env_get(struct store *st, const char *name, struct store_env *out, struct cr_error *err);
 int store_env_get_by_id(struct store *st, int64_t id, struct store_env *out, struct cr_error *err);
 int store_env_list(struct store *st, struct store_env **out, size_t *n, struct cr_error *err);
 /* Update every settable field of the environment named env->name
- * (ENOENT, EINVAL as for create). */
+ * (ENOENT, EINVAL as for create).  The network policy is stored
+ * normalized; env itself is left as given. */
 int store_env_update(struct store *st, const struct store_env *env, struct cr_error *err);
 /* Delete; refuses (EBUSY, a sentence naming the count) while active keys
  * are bound to it unless `force`, which revokes them.  The environment's

@@ -82,7 +82,7 @@ def test_first_open_creates_the_state_dir(state):
     envs = js(state, "env", "list")
     assert envs == {"environments": [{
         "id": envs["environments"][0]["id"], "name": "default", "image": "host",
-        "network": "none", "memory_mib": 512, "pids": 256, "cpus": 1.0, "tmp_mib": 256,
+        "network": {"mode": "none", "allow": []}, "memory_mib": 512, "pids": 256, "cpus": 1.0, "tmp_mib": 256,
         "allow_nested": False, "created_at": envs["environments"][0]["created_at"]}]}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
                         envs["environments"][0]["created_at"])
@@ -155,7 +155,7 @@ def test_env_create_show_set_delete(state):
     e = js(state, "env", "show", "team-a")
     assert e["name"] == "team-a" and e["memory_mib"] == 1024 and e["pids"] == 64
     assert e["cpus"] == 0.5 and e["tmp_mib"] == 128 and e["allow_nested"] is True
-    assert e["image"] == "host" and e["network"] == "none"
+    assert e["image"] == "host" and e["network"] == {"mode": "none", "allow": []}
     assert set(e) == {"id", "name", "image", "network", "memory_mib", "pids", "cpus", "tmp_mib",
                       "allow_nested", "created_at"}
 
@@ -184,6 +184,79 @@ def test_env_create_show_set_delete(state):
     # The name is free again; the id is new.
     again = js(state, "env", "create", "team-b")
     assert again["id"] > created["id"]
+
+
+def network(state, name):
+    return js(state, "env", "show", name)["network"]
+
+
+def test_env_network(state, db):
+    """--network sets the mode, --allow replaces the entries, --no-allow
+    drops them, and what is not given stays (DESIGN.md 5)."""
+    e = js(state, "env", "create", "web", "--network", "allowlist", "--allow", "Example.COM.",
+           "--allow", "*.x.org:443", "--allow", "[::1]:8080")
+    assert e["network"] == {"mode": "allowlist", "allow": ["example.com", "*.x.org:443",
+                                                           "[::1]:8080"]}
+    assert js(state, "env", "show", "web") == e
+    # The store keeps the normalized policy text, which is what people see.
+    text = "allowlist: example.com, *.x.org:443, [::1]:8080"
+    assert db.execute("SELECT network FROM environments WHERE name = 'web'").fetchall() == \
+        [(text,)]
+    assert f"network:       {text}\n" in ok(state, "env", "show", "web").stdout
+    rows = ok(state, "env", "list").stdout.splitlines()
+    assert any(line.startswith("web ") and text in line for line in rows), rows
+
+    # Entries only: the mode stays.
+    e = js(state, "env", "set", "web", "--allow", "10.0.0.5", "--allow", "10.0.0.5:5432")
+    assert e["network"] == {"mode": "allowlist", "allow": ["10.0.0.5", "10.0.0.5:5432"]}
+    # Mode only: the entries stay (open takes IP addresses).
+    e = js(state, "env", "set", "web", "--network", "open")
+    assert e["network"] == {"mode": "open", "allow": ["10.0.0.5", "10.0.0.5:5432"]}
+    # Other settings leave the policy alone.
+    ok(state, "env", "set", "web", "--memory", "1024")
+    assert network(state, "web") == e["network"]
+    assert js(state, "env", "set", "web", "--no-allow")["network"] == {"mode": "open", "allow": []}
+    # An allowlist with no entries reaches nothing, and says so.
+    assert js(state, "env", "set", "web", "--network", "allowlist")["network"] == \
+        {"mode": "allowlist", "allow": []}
+    ok(state, "env", "set", "web", "--allow", "a.example")
+    assert js(state, "env", "set", "web", "--network", "none")["network"] == \
+        {"mode": "none", "allow": []}
+    assert db.execute("SELECT network FROM environments WHERE name = 'web'").fetchall() == \
+        [("none",)]
+
+    # Kept entries the new mode cannot take: refused, saying how to go on.
+    ok(state, "env", "set", "web", "--network", "allowlist", "--allow", "a.example")
+    before = snapshot(state)
+    p = corral(state, "env", "set", "web", "--network", "open")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("corral env: egress entry 'a.example': mode 'open' allows every "
+                               "name already"), p.stderr
+    assert "--allow" in p.stderr and "--no-allow" in p.stderr
+    assert snapshot(state) == before
+    e = js(state, "env", "set", "web", "--network", "open", "--allow", "192.168.1.1")
+    assert e["network"] == {"mode": "open", "allow": ["192.168.1.1"]}
+
+    # --allow alone on an environment without network: refused.
+    ok(state, "env", "create", "quiet")
+    before = snapshot(state)
+    p = corral(state, "env", "set", "quiet", "--allow", "a.example")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == ("corral env: --allow: environment 'quiet' has network none, which takes "
+                        "no entries; give --network allowlist or --network open too\n")
+    assert snapshot(state) == before
+
+
+def test_env_network_persists(state):
+    """Each verb is a new process on the same state directory: what one
+    stored, the next reads back the same."""
+    ok(state, "env", "create", "p", "--network", "allowlist", "--allow", "*.Example.org:443",
+       "--allow", "[::ffff:10.0.0.1]")
+    want = {"mode": "allowlist", "allow": ["*.example.org:443", "10.0.0.1"]}
+    for _ in range(2):
+        assert network(state, "p") == want
+        assert next(x for x in js(state, "env", "list")["environments"]
+                    if x["name"] == "p")["network"] == want
 
 
 def test_env_delete_with_keys_needs_force(state):
@@ -426,6 +499,29 @@ BAD = [
     (["env", "set", "nope", "--pids", "9"], 1, "not found"),
     (["env", "set", "default", "--pids", "-3"], 2, "--pids"),
     (["env", "delete", "nope"], 1, "not found"),
+    (["env", "create", "n1", "--network"], 2, "needs a value"),
+    (["env", "create", "n1", "--network", "everything"], 2,
+     "--network: unknown egress mode 'everything' (expected 'none', 'allowlist' or 'open')"),
+    (["env", "create", "n1", "--network", "allowlist", "--allow", "a..b"], 2,
+     "--allow: egress entry 'a..b': empty label"),
+    (["env", "create", "n1", "--network", "allowlist", "--allow", "ok.example", "--allow", "*."],
+     2, "egress entry '*.': "),
+    (["env", "create", "n1", "--network", "allowlist", "--allow", "127.1"], 2,
+     "egress entry '127.1': "),
+    (["env", "create", "n1", "--network", "allowlist", "--allow", ""], 2, "egress entry '': "),
+    (["env", "create", "n1", "--network", "open", "--allow", "a.example"], 2,
+     "egress entry 'a.example': mode 'open' allows every name already"),
+    (["env", "create", "n1", "--network", "none", "--allow", "a.example"], 2,
+     "--allow: --network none takes no entries"),
+    (["env", "create", "n1", "--allow", "a.example"], 2,
+     "--allow needs --network allowlist or --network open"),
+    (["env", "create", "n1", "--network", "allowlist", "--no-allow"], 2,
+     "--no-allow applies only to 'env set'"),
+    (["env", "set", "default", "--network", "allowlist", "--allow", "a..b"], 2, "'a..b'"),
+    (["env", "set", "default", "--allow", "a.example"], 2, "has network none"),
+    (["env", "set", "default", "--allow", "a.example", "--no-allow"], 2, "contradict"),
+    (["env", "set", "nope", "--network", "open"], 1, "not found"),
+    (["env", "show", "default", "--network", "open"], 2, "--network applies only"),
     (["env", "delete", "default"], 1, "active API key"),
     (["env", "list", "--state-dir"], 2, "needs a value"),
     (["key"], 2, "subcommand"),
@@ -497,6 +593,14 @@ def test_help(tmp_path, verb):
 def test_bad_option_does_not_create_the_state_dir(state):
     p = corral(state, "env", "create", "Bad")
     assert p.returncode == 2 and not state.exists()
+    p = corral(state, "env", "create", "n1", "--network", "allowlist", "--allow", "a..b")
+    assert p.returncode == 2 and not state.exists()
+
+
+def test_env_help_names_the_network_options(tmp_path):
+    out = ok(None, "env", "--help", cwd=tmp_path).stdout
+    for opt in ("--network MODE", "--allow ENTRY", "--no-allow"):
+        assert opt in out, opt
 
 
 # --- beside a running writer --------------------------------------------------

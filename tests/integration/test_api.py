@@ -934,6 +934,84 @@ def test_admin_token_and_endpoints(server, key):
     assert_error(server.execute(server.admin_token, code="print(1)"), 401, "unauthorized")
 
 
+def admin(server, method, path, body=None):
+    return server.request(method, "/admin/v1/" + path, body=body, key=server.admin_token)
+
+
+def test_admin_environment_network(server):
+    """'network' is a mode alone or {"mode", "allow"}; every reply shows
+    the object, the entries normalized."""
+    st, _, e = admin(server, "POST", "environments", {"name": "n1", "network": "allowlist"})
+    assert st == 201 and e["network"] == {"mode": "allowlist", "allow": []}, e
+    st, _, e = admin(server, "POST", "environments", {"name": "n2", "network": {
+        "mode": "allowlist", "allow": ["Example.COM.", "*.x.org:443", "[2001:DB8::1]:443"]}})
+    want = {"mode": "allowlist", "allow": ["example.com", "*.x.org:443", "[2001:db8::1]:443"]}
+    assert st == 201 and e["network"] == want, e
+    st, _, got = admin(server, "GET", "environments/n2")
+    assert st == 200 and got == e
+    st, _, envs = admin(server, "GET", "environments")
+    assert st == 200
+    assert {x["name"]: x["network"] for x in envs["environments"]} == {
+        "default": {"mode": "none", "allow": []},
+        "n1": {"mode": "allowlist", "allow": []}, "n2": want}
+    # The CLI shows the same object; the store keeps the policy text.
+    assert cli_json(server, "env", "show", "n2") == got
+    assert db_query(server, "SELECT network FROM environments WHERE name = 'n2'") == \
+        [("allowlist: example.com, *.x.org:443, [2001:db8::1]:443",)]
+
+    st, _, e = admin(server, "PATCH", "environments/n2",
+                     {"network": {"mode": "open", "allow": ["10.0.0.5"]}})
+    assert st == 200 and e["network"] == {"mode": "open", "allow": ["10.0.0.5"]}, e
+    # Without 'network', the policy stays; 'allow' may be left out.
+    st, _, e = admin(server, "PATCH", "environments/n2", {"memory_mib": 1024})
+    assert st == 200 and e["network"] == {"mode": "open", "allow": ["10.0.0.5"]}, e
+    st, _, e = admin(server, "PATCH", "environments/n2", {"network": {"mode": "open"}})
+    assert st == 200 and e["network"] == {"mode": "open", "allow": []}, e
+    st, _, e = admin(server, "PATCH", "environments/n1", {"network": "none"})
+    assert st == 200 and e["network"] == {"mode": "none", "allow": []}, e
+
+    # Refused with a sentence naming the entry; nothing changes.
+    st, _, before = admin(server, "GET", "environments")
+    bad = [
+        ({"mode": "allowlist", "allow": ["ok.example", "a..b"]}, "egress entry 'a..b': empty label"),
+        ({"mode": "allowlist", "allow": ["*."]}, "egress entry '*.': "),
+        ({"mode": "allowlist", "allow": ["127.1"]}, "egress entry '127.1': "),
+        ({"mode": "open", "allow": ["a.example"]}, "egress entry 'a.example': mode 'open'"),
+        ({"mode": "none", "allow": ["a.example"]}, "egress mode 'none' takes no entries"),
+        ("everything", "unknown egress mode 'everything'"),
+        ("allowlist: a.example", "unknown egress mode"),
+        ({"mode": "bogus"}, "unknown egress mode 'bogus'"),
+        ({"allow": []}, "'network.mode' is required"),
+        ({"mode": "allowlist", "allow": "a.example"}, "'network.allow' must be an array of strings"),
+        ({"mode": "allowlist", "allow": [1]}, "'network.allow' must be an array of strings"),
+        ({"mode": "allowlist", "allows": ["a.example"]}, "'network' takes only 'mode' and 'allow'"),
+        (42, "'network' must be a mode"),
+        (None, "'network' must be a mode"),
+    ]
+    for value, needle in bad:
+        msg = assert_error(admin(server, "PATCH", "environments/n2", {"network": value}),
+                           400, "validation_error")
+        assert needle in msg, (value, msg)
+        msg = assert_error(admin(server, "POST", "environments",
+                                 {"name": "n3", "network": value}), 400, "validation_error")
+        assert needle in msg, (value, msg)
+    assert admin(server, "GET", "environments")[2] == before
+    assert_error(admin(server, "GET", "environments/n3"), 404, "not_found")
+
+    # What was stored survives a restart.
+    st, _, e = admin(server, "PATCH", "environments/n2",
+                     {"network": {"mode": "allowlist", "allow": ["*.Example.org:443"]}})
+    assert st == 200, e
+    server.stop()
+    again = Server(server.state_dir).start()
+    try:
+        st, _, got = again.request("GET", "/admin/v1/environments/n2", key=server.admin_token)
+        assert st == 200 and got == e
+        assert got["network"] == {"mode": "allowlist", "allow": ["*.example.org:443"]}
+    finally:
+        again.stop()
+
+
 def test_admin_token_is_printed_only_once(server):
     assert server.admin_token
     server.stop()

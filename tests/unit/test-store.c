@@ -300,6 +300,89 @@ static void test_envs(struct store *st)
 	store_env_release(&e);
 }
 
+/* The network column holds the egress policy (proxy/policy.h) as text,
+ * validated and normalized on the way in. */
+static void test_env_network(const char *file)
+{
+	static const struct {
+		const char *policy, *needle;
+	} bad[] = {
+		{ "allowlist: a..b", "egress entry 'a..b': empty label" },
+		{ "allowlist: *.", "'*.'" },
+		{ "allowlist: 127.1", "'127.1'" },
+		{ "allowlist: ok.example, bad host", "'bad host'" },
+		{ "allowlist: a.com,", "''" },
+		{ "open: a.com", "only IP addresses" },
+		{ "none: a.com", "takes no entries" },
+		{ "everything", "unknown egress mode 'everything'" },
+		{ "", "unknown egress mode ''" },
+	};
+	struct store *st = open_store(file);
+	struct store_env e = { 0 }, got;
+
+	store_env_defaults(&e);
+	e.name = xstrdup("net");
+	free(e.network);
+	e.network = xstrdup(" allowlist :Example.COM. ,*.X.org:443,10.0.0.5, [::FFFF:10.0.0.6]:22");
+	OK(store_env_create(st, &e, &e_));
+	CHECK_STR(e.network, "allowlist: example.com, *.x.org:443, 10.0.0.5, 10.0.0.6:22");
+	OK(store_env_get(st, "net", &got, &e_));
+	CHECK_STR(got.network, "allowlist: example.com, *.x.org:443, 10.0.0.5, 10.0.0.6:22");
+	store_env_release(&got);
+
+	/* Refused with the parser's sentence; the row stays as it was. */
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct cr_error err = CR_ERROR_INIT;
+		free(e.network);
+		e.network = xstrdup(bad[i].policy);
+		CHECK(store_env_update(st, &e, &err) < 0);
+		CHECK(err.errnum == EINVAL);
+		CHECK(err.msg && strstr(err.msg, bad[i].needle));
+		if (err.msg == NULL || strstr(err.msg, bad[i].needle) == NULL)
+			fprintf(stderr, "  '%s': %s\n", bad[i].policy, err.msg ? err.msg : "(none)");
+		cr_error_release(&err);
+	}
+	OK(store_env_get(st, "net", &got, &e_));
+	CHECK_STR(got.network, "allowlist: example.com, *.x.org:443, 10.0.0.5, 10.0.0.6:22");
+	store_env_release(&got);
+	free(e.name);
+	e.name = xstrdup("net2");
+	FAILS(EINVAL, store_env_create(st, &e, &e_));
+	FAILS(ENOENT, store_env_get(st, "net2", &got, &e_));
+	free(e.name);
+	e.name = xstrdup("net");
+
+	/* An allowlist with no entries reaches nothing, and says so; open
+	 * takes IP literals; NULL is none. */
+	free(e.network);
+	e.network = xstrdup("allowlist:");
+	OK(store_env_update(st, &e, &e_));
+	OK(store_env_get(st, "net", &got, &e_));
+	CHECK_STR(got.network, "allowlist");
+	store_env_release(&got);
+	free(e.network);
+	e.network = xstrdup("open: [2001:DB8::1]:443, 192.168.1.1");
+	OK(store_env_update(st, &e, &e_));
+	free(e.network);
+	e.network = NULL;
+	free(e.name);
+	e.name = xstrdup("net3");
+	OK(store_env_create(st, &e, &e_));
+	CHECK_STR(e.network, "none");
+	store_close(st);
+
+	/* What was stored is what a new connection reads. */
+	st = open_store(file);
+	OK(store_env_get(st, "net", &got, &e_));
+	CHECK_STR(got.network, "open: [2001:db8::1]:443, 192.168.1.1");
+	store_env_release(&got);
+	OK(store_env_get(st, "net3", &got, &e_));
+	CHECK_STR(got.network, "none");
+	store_env_release(&got);
+	store_close(st);
+	store_env_release(&e);
+}
+
 static bool is_b64url(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -807,6 +890,7 @@ int main(void)
 	test_execs(st, "b.db");
 	store_close(st);
 	test_concurrency("b.db");
+	test_env_network("n.db");
 	test_state_dir();
 
 	cmd = xasprintf("rm -rf '%s'", tmpdir);

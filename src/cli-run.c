@@ -326,7 +326,7 @@ int cmd_run(int argc, char **argv)
 	struct sandbox_runtime *rt = NULL;
 	struct sandbox_exec *ex = NULL;
 	struct run_state st = { 0 };
-	struct sandbox_callbacks cb = { on_output, NULL };
+	struct sandbox_callbacks cb = { .on_output = on_output };
 	const struct sandbox_result *res;
 	sigset_t mask;
 	int sfd = -1, code;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -368,6 +369,56 @@ static void loopback_up(void)
 	close(fd);
 }
 
+/* Listen on 127.0.0.1:<port> for each port of the plan, inside our new
+ * network namespace, and hand the sockets to the parent in one
+ * CHILD_MSG_LISTEN (the daemon serves them: egress/egress.h).  Our copies
+ * close on exec and are closed below in any case; the program never holds
+ * them. */
+static void send_listeners(const struct sandbox_plan *plan)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	int fds[4];
+	struct child_msg m;
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * plan->n_listen) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	if (plan->n_listen == 0)
+		return;
+	for (size_t i = 0; i < plan->n_listen; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_port = htons(plan->listen_ports[i]),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int one = 1;
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0)
+			die(errno, "cannot create the proxy's socket");
+		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fds[i], 128) < 0)
+			die(errno, "cannot listen on the proxy's port");
+	}
+	memset(&m, 0, sizeof(m));
+	m.kind = CHILD_MSG_LISTEN;
+	memset(u.buf, 0, sizeof(u.buf));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * plan->n_listen);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * plan->n_listen);
+	do
+		r = sendmsg(sync_fd, &mh, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(m))
+		_exit(125);
+	for (size_t i = 0; i < plan->n_listen; i++)
+		close(fds[i]);
+}
+
 /* glibc's setresuid() broadcasts the change to every thread of the
  * process (its "setxid" protocol), which in a child cloned from a
  * multi-threaded parent waits on threads that do not exist here.  The
@@ -567,6 +618,7 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
 		die(errno, "cannot set the hostname");
 	loopback_up();
+	send_listeners(plan);
 	setup_root(plan);
 	/* v1: the parent made our cgroups while we built the root, and sends
 	 * their "tasks" files now; we join them before anything of the program

@@ -29,6 +29,7 @@
 enum child_msg_kind {
 	CHILD_MSG_ERROR = 1,
 	CHILD_MSG_EXIT = 2,
+	CHILD_MSG_LISTEN = 3,   /* SCM_RIGHTS: the listening sockets, in order */
 };
 
 struct child_msg {
@@ -85,6 +86,8 @@ struct sandbox_plan {
 	int stdout_fd, stderr_fd;       /* write ends */
 	int sync_fd;
 	bool join_cgroups;              /* v1: receive "tasks" fds and join them */
+	uint16_t listen_ports[4];       /* listen on 127.0.0.1:port, send the fds */
+	size_t n_listen;
 	const char *hostname;
 	char *const *wipe_args;         /* the supervisor's argv, wiped in the copy */
 };

@@ -289,6 +289,16 @@ int sandbox_config_check(const struct sandbox_config *cfg, struct cr_error *err)
 			return cr_error_set(err, 0, "code is %zu bytes, more than the limit of %u",
 					    cfg->code_len, SANDBOX_MAX_CODE);
 	}
+	if (cfg->n_listen > SANDBOX_MAX_LISTEN)
+		return cr_error_set(err, 0, "at most %d listening ports", SANDBOX_MAX_LISTEN);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (cfg->listen_ports[i] == 0)
+			return cr_error_set(err, 0, "listening port 0 is not a port");
+		for (size_t k = 0; k < i; k++)
+			if (cfg->listen_ports[k] == cfg->listen_ports[i])
+				return cr_error_set(err, 0, "listening port %u is given twice",
+						    cfg->listen_ports[i]);
+	}
 	if (sandbox_check_user_name(cfg->user ? cfg->user : SANDBOX_DEFAULT_USER, err) < 0)
 		return -1;
 	for (char **e = cfg->env; e && *e; e++)

@@ -37,6 +37,7 @@
 #define SANDBOX_MAX_TIMEOUT_MS          (24u * 3600u * 1000u)
 #define SANDBOX_MIN_MEMORY              (8ull << 20)
 #define SANDBOX_MAX_CODE                (1u << 20)
+#define SANDBOX_MAX_LISTEN              4
 
 enum sandbox_language {
 	SANDBOX_LANG_NONE = 0,   /* argv given directly */
@@ -80,6 +81,13 @@ struct sandbox_config {
 	/* Secrets to scrub from the output (borrowed: must outlive the
 	 * execution); NULL for none.  See util/redact.h. */
 	const struct redact_set *redact;
+
+	/* TCP ports to listen on at 127.0.0.1 inside the sandbox's network
+	 * namespace before the program starts; the sockets are handed to the
+	 * caller (sandbox_callbacks.on_listen), which serves them.  The
+	 * egress proxy and brokers (egress/egress.h) come in this way. */
+	uint16_t listen_ports[SANDBOX_MAX_LISTEN];
+	size_t n_listen;
 
 	uid_t host_uid_base;         /* sandbox ids 0..65535 map from here */
 	bool allow_nested;           /* let the sandbox create user namespaces */

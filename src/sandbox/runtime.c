@@ -90,6 +90,8 @@ struct sandbox_exec {
 	bool timed_out;
 	bool cancelled;
 	bool got_exit;
+	bool got_listen;
+	size_t n_listen;       /* sockets the sandbox is to hand over */
 	int exit_status;       /* wait status reported by the sandbox's init */
 	char *child_error;
 	struct rusage rusage;
@@ -818,6 +820,9 @@ struct sandbox_exec *sandbox_start(struct sandbox_runtime *rt, const struct sand
 		goto fail_plan;
 	plan.home_tree_fd = tree_fd;
 	plan.join_cgroups = rt->cgroups.version == CGROUP_V1;
+	for (size_t i = 0; i < cfg->n_listen && i < ARRAY_SIZE(plan.listen_ports); i++)
+		plan.listen_ports[plan.n_listen++] = cfg->listen_ports[i];
+	ex->n_listen = plan.n_listen;
 	plan.stdout_fd = out[0][1];
 	plan.stderr_fd = out[1][1];
 	plan.sync_fd = sync[1];
@@ -954,7 +959,17 @@ static void read_sync(struct sandbox_exec *ex)
 	struct child_msg m;
 
 	while (ex->sync_fd >= 0) {
-		ssize_t r = recv(ex->sync_fd, &m, sizeof(m), MSG_DONTWAIT);
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * SANDBOX_MAX_LISTEN)];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { &m, sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+				     .msg_controllen = sizeof(u.buf) };
+		int fds[SANDBOX_MAX_LISTEN];
+		size_t nfds = 0;
+		ssize_t r = recvmsg(ex->sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -964,8 +979,26 @@ static void read_sync(struct sandbox_exec *ex)
 			}
 			return;
 		}
-		if ((size_t)r != sizeof(m))
-			continue;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < n; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (nfds < SANDBOX_MAX_LISTEN)
+					fds[nfds++] = fd;
+				else
+					close(fd);
+			}
+		}
+		if ((size_t)r != sizeof(m) || m.kind != CHILD_MSG_LISTEN || ex->got_listen ||
+		    nfds != ex->n_listen) {
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			if ((size_t)r != sizeof(m))
+				continue;
+		}
 		m.text[sizeof(m.text) - 1] = '\0';
 		if (m.kind == CHILD_MSG_ERROR && ex->child_error == NULL) {
 			ex->child_error = m.errnum ? xasprintf("%s: %s", m.text, strerror(m.errnum))
@@ -973,6 +1006,15 @@ static void read_sync(struct sandbox_exec *ex)
 		} else if (m.kind == CHILD_MSG_EXIT) {
 			ex->got_exit = true;
 			ex->exit_status = m.status;
+		} else if (m.kind == CHILD_MSG_LISTEN && !ex->got_listen && nfds == ex->n_listen) {
+			ex->got_listen = true;
+			trace(ex, "listening sockets received");
+			if (ex->cb.on_listen) {
+				ex->cb.on_listen(ex, fds, nfds, ex->userdata);
+			} else {
+				for (size_t i = 0; i < nfds; i++)
+					close(fds[i]);
+			}
 		}
 	}
 }

@@ -68,6 +68,12 @@ struct sandbox_callbacks {
 	/* Output as it arrives (before the limit cuts it); may be NULL. */
 	void (*on_output)(struct sandbox_exec *ex, enum sandbox_stream s, const char *data,
 			  size_t len, void *userdata);
+	/* The sockets of cfg->listen_ports, in that order, now listening
+	 * inside the sandbox; the callee owns them.  Called once, possibly
+	 * after the program has started: a connection made before the callee
+	 * serves the socket waits in its backlog.  May be NULL (then they are
+	 * closed, and a connection is refused). */
+	void (*on_listen)(struct sandbox_exec *ex, const int *fds, size_t n, void *userdata);
 	/* The execution has ended and its result is final; may be NULL. */
 	void (*on_exit)(struct sandbox_exec *ex, void *userdata);
 };

@@ -86,8 +86,8 @@ static int exec_finish_locked(struct store *st, struct store_exec *ex, const cha
 		st,
 		"UPDATE executions SET status = ?, exit_code = ?, signal = ?, stdout = ?, stderr = ?,"
 		"  error = ?, duration_ms = ?, cpu_ms = ?, peak_memory = ?, credits = ?,"
-		"  completed_at = ?"
-		" WHERE trace_id = ? AND status = 'running'"
+		"  completed_at = ?, network = ?13"
+		" WHERE trace_id = ?12 AND status = 'running'"
 		" RETURNING key_id, created_at",
 		err);
 	cleanup_stmt sqlite3_stmt *exists =
@@ -116,6 +116,7 @@ static int exec_finish_locked(struct store *st, struct store_exec *ex, const cha
 	sqlite3_bind_int64(upd, 10, ex->credits);
 	store_bind_text(upd, 11, now);
 	store_bind_text(upd, 12, ex->trace_id);
+	store_bind_text(upd, 13, ex->network);
 	rc = sqlite3_step(upd);
 	if (rc == SQLITE_DONE) {
 		store_bind_text(exists, 1, ex->trace_id);
@@ -175,7 +176,7 @@ int store_exec_get(struct store *st, const char *trace_id, struct store_exec *ou
 		st,
 		"SELECT trace_id, key_id, env_id, thread_id, language, status, exit_code, signal,"
 		"  stdout, stderr, error, delivery_mode, timeout_ms, duration_ms, cpu_ms, peak_memory,"
-		"  credits, created_at, completed_at"
+		"  credits, created_at, completed_at, network"
 		" FROM executions WHERE trace_id = ?",
 		err);
 	int rc;
@@ -208,6 +209,7 @@ int store_exec_get(struct store *st, const char *trace_id, struct store_exec *ou
 	out->credits = sqlite3_column_int64(s, 16);
 	out->created_at = store_col_text(s, 17);
 	out->completed_at = store_col_text(s, 18);
+	out->network = store_col_text(s, 19);
 	return 0;
 }
 
@@ -244,6 +246,7 @@ void store_exec_release(struct store_exec *e)
 	free(e->delivery_mode);
 	free(e->created_at);
 	free(e->completed_at);
+	free(e->network);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -146,6 +146,20 @@ static const struct migration migrations[] = {
 	  ");"
 	  "CREATE INDEX connector_uses_connector ON connector_uses(connector_id);"
 	  "CREATE INDEX connector_uses_name ON connector_uses(connector_name);" },
+	{ 4,
+	  /* Egress (issue 5): what each execution's network did, and every
+	   * refusal of the proxy in the audit. */
+	  "ALTER TABLE executions ADD COLUMN network TEXT;"
+	  "CREATE TABLE egress_denials ("
+	  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	  "  trace_id TEXT NOT NULL,"
+	  "  env_id INTEGER,"
+	  "  target TEXT NOT NULL,"
+	  "  code TEXT NOT NULL,"
+	  "  reason TEXT NOT NULL,"
+	  "  denied_at TEXT NOT NULL"
+	  ");"
+	  "CREATE INDEX egress_denials_trace ON egress_denials(trace_id);" },
 };
 
 static int migration_applied(struct store *st, int version, bool *applied, struct cr_error *err)
@@ -221,9 +235,15 @@ int store_migrate(struct store *st, struct cr_error *err)
 		sqlite3_free(msg);
 		return -1;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(migrations); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(migrations); i++) {
+		/* Numbered 1, 2, 3...: a duplicate number would be skipped as
+		 * applied, silently. */
+		if (migrations[i].version != (int)i + 1)
+			return store_fail(err, EINVAL, "migration %zu is numbered %d", i + 1,
+					  migrations[i].version);
 		if (apply_one(st, &migrations[i], err) < 0)
 			return -1;
+	}
 	return 0;
 }
 

@@ -222,6 +222,7 @@ struct store_exec {
 	int64_t credits;
 	char *created_at;
 	char *completed_at;          /* NULL while running */
+	char *network;               /* JSON {"allowed": [...], "denied": [...]}, or NULL */
 };
 
 /* Insert a running execution (status "running", output NULL);
@@ -327,15 +328,35 @@ int store_connector_rotate(struct store *st, struct store_connector *c, struct c
 int store_connector_delete(struct store *st, const char *name, bool force, struct cr_error *err);
 /* Attach to / detach from environment `env`.  Attach: ENOENT for an unknown
  * connector or environment, EEXIST when already attached, ENOTUNIQ when
- * another connector of the environment injects one of the same names,
- * EINVAL when the connector's mode is not "inject" (broker mode is not
- * served yet).  Detach: ENOENT when unknown or not attached. */
+ * another connector of the environment injects one of the same names.
+ * Detach: ENOENT when unknown or not attached. */
 int store_connector_attach(struct store *st, const char *name, const char *env,
 			   struct cr_error *err);
 int store_connector_detach(struct store *st, const char *name, const char *env,
 			   struct cr_error *err);
 void store_connector_release(struct store_connector *c);
 void store_connector_list_free(struct store_connector *c, size_t n);
+
+/* One refusal of an execution's egress proxy (the audit). */
+struct store_egress_denial {
+	int64_t id;
+	char *trace_id;
+	char *env_name;              /* NULL if not recorded */
+	char *target;                /* "host:port" */
+	char *code;                  /* the policy's code: not_allowlisted, loopback, ... */
+	char *reason;                /* the sentence the sandbox was answered */
+	char *denied_at;
+};
+
+/* Record a refusal of execution `trace_id` (after store_exec_insert(): the
+ * environment is read from the execution).  EINVAL for a malformed field. */
+int store_egress_denial_record(struct store *st, const char *trace_id, const char *target,
+			       const char *code, const char *reason, struct cr_error *err);
+/* The newest `limit` refusals (1..1000), of one execution when trace_id
+ * is not NULL. */
+int store_egress_denial_list(struct store *st, const char *trace_id, int limit,
+			     struct store_egress_denial **out, size_t *n, struct cr_error *err);
+void store_egress_denial_list_free(struct store_egress_denial *d, size_t n);
 
 /* One connector handed to one execution (the audit). */
 struct store_connector_use {

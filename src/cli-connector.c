@@ -62,8 +62,9 @@ static const char connector_usage[] =
 	"Two connectors that set the same variable cannot be attached to one environment.\n"
 	"\n"
 	"  --name NAME          the connector's name (add): a-z, 0-9, '-', '_'\n"
-	"  --mode MODE          inject (default) or broker (anthropic and github only;\n"
-	"                       not served yet, so such a connector cannot be attached)\n"
+	"  --mode MODE          inject (default): the secret enters the sandbox; or broker\n"
+	"                       (anthropic, github): the sandbox gets a placeholder and a\n"
+	"                       loopback endpoint, and corral adds the secret upstream\n"
 	"  --secret-file PATH   read the secret from PATH instead of stdin ('-': stdin)\n"
 	"  --env ENV            the environment (attach, detach; list: only its connectors)\n"
 	"  --force              delete an attached connector, detaching it\n" ADMIN_COMMON_HELP

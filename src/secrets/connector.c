@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "secrets/connector.h"
 #include "secrets/seal.h"
+#include "egress/egress.h"
 #include "sandbox/config.h"
 #include "util/util.h"
 
@@ -943,10 +944,66 @@ static int inject_postgres(const struct conn *c, struct connector_injection *inj
 	return 0;
 }
 
+static void inj_broker(struct connector_injection *inj, enum connector_broker_kind kind,
+		       const struct conn *c, const char *upstream, char *header)
+{
+	inj->brokers = xrealloc(inj->brokers, (inj->nbrokers + 1) * sizeof(*inj->brokers));
+	inj->brokers[inj->nbrokers].kind = kind;
+	inj->brokers[inj->nbrokers].connector = xstrdup(c->name);
+	inj->brokers[inj->nbrokers].upstream = xstrdup(upstream);
+	inj->brokers[inj->nbrokers].header = header;
+	inj->nbrokers++;
+}
+
+/* Broker mode: a placeholder and a loopback endpoint for the sandbox, the
+ * real credential for the daemon. */
+static void broker_one(const struct conn *c, struct connector_injection *inj)
+{
+	if (c->type == T_ANTHROPIC) {
+		const char *key = secret_of(c, "api_key");
+		char base[64];
+		snprintf(base, sizeof(base), "http://127.0.0.1:%u", EGRESS_ANTHROPIC_PORT);
+		inj_env(inj, "ANTHROPIC_API_KEY", EGRESS_PLACEHOLDER_KEY);
+		inj_env(inj, "ANTHROPIC_BASE_URL", base);
+		inj_broker(inj, CONNECTOR_BROKER_ANTHROPIC, c,
+			   c->base_url ? c->base_url : "https://api.anthropic.com",
+			   xasprintf("x-api-key: %s", key));
+		/* It should never reach the sandbox; if an upstream echoes
+		 * it back, it is still not shown. */
+		inj_scrub(inj, key, c->name);
+	} else {
+		const char *token = secret_of(c, "token");
+		char *userpass = xasprintf("x-access-token:%s", token);
+		size_t n = strlen(userpass);
+		size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = xmalloc(cap);
+
+		sodium_bin2base64(b64, cap, (const unsigned char *)userpass, n,
+				  sodium_base64_VARIANT_ORIGINAL);
+		inj_file(inj, "gitconfig",
+			 xasprintf("# Written by corral for connector '%s': git reaches %s\n"
+				   "# through corral's broker, which holds the token.\n"
+				   "[url \"http://127.0.0.1:%u/\"]\n"
+				   "\tinsteadOf = %s\n",
+				   c->name, c->base_url, EGRESS_GITHUB_PORT, c->base_url),
+			 c->name);
+		inj_broker(inj, CONNECTOR_BROKER_GITHUB, c, c->base_url,
+			   xasprintf("Authorization: Basic %s", b64));
+		inj_scrub(inj, token, c->name);
+		free_wiped(userpass);
+		free_wiped(b64);
+	}
+}
+
 /* Append what connector c injects to inj. */
 static int inject_one(const struct conn *c, struct connector_injection *inj,
 		      struct cr_error *err)
 {
+	if (c->mode && strcmp(c->mode, "broker") == 0 &&
+	    (c->type == T_ANTHROPIC || c->type == T_GITHUB)) {
+		broker_one(c, inj);
+		return 0;
+	}
 	switch (c->type) {
 	case T_ANTHROPIC:
 		inj_env(inj, "ANTHROPIC_API_KEY", secret_of(c, "api_key"));
@@ -1002,6 +1059,12 @@ void connector_injection_release(struct connector_injection *inj)
 		free(inj->scrub[i].label);
 	}
 	free(inj->scrub);
+	for (size_t i = 0; i < inj->nbrokers; i++) {
+		free(inj->brokers[i].connector);
+		free(inj->brokers[i].upstream);
+		free_wiped(inj->brokers[i].header);
+	}
+	free(inj->brokers);
 	free(inj->connector_ids);
 	memset(inj, 0, sizeof(*inj));
 }
@@ -1410,9 +1473,14 @@ static void merge(struct connector_injection *inj, struct connector_injection *t
 	if (t->nscrub)
 		memcpy(inj->scrub + inj->nscrub, t->scrub, t->nscrub * sizeof(*t->scrub));
 	inj->nscrub += t->nscrub;
+	inj->brokers = xrealloc(inj->brokers, (inj->nbrokers + t->nbrokers + 1) * sizeof(*inj->brokers));
+	if (t->nbrokers)
+		memcpy(inj->brokers + inj->nbrokers, t->brokers, t->nbrokers * sizeof(*t->brokers));
+	inj->nbrokers += t->nbrokers;
 	free(t->env);
 	free(t->files);
 	free(t->scrub);
+	free(t->brokers);
 	free(t->connector_ids);
 	memset(t, 0, sizeof(*t));
 }
@@ -1468,7 +1536,7 @@ int connector_injection_for_env(struct store_state *s, int64_t env_id,
 		struct connector_injection t = { 0 };
 		struct conn c;
 
-		if (strcmp(rows[i].mode, "inject") != 0) {
+		if (strcmp(rows[i].mode, "inject") != 0 && strcmp(rows[i].mode, "broker") != 0) {
 			r = fail(err, EOPNOTSUPP,
 				 "connector '%s' uses mode '%s', which this version of corral cannot "
 				 "serve: detach it",

@@ -2,9 +2,7 @@
  * to environments, and corral hands to every execution of those
  * environments (DESIGN.md 5).
  *
- * Types and what an execution receives in inject mode (the only mode
- * served yet; "broker" can be stored for anthropic and github, but such a
- * connector cannot be attached):
+ * Types and what an execution receives in inject mode (the default):
  *
  *   anthropic  secret api_key; setting base_url (optional)
  *              ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL when base_url is set
@@ -30,6 +28,20 @@
  *   env        any number (1 to 64) of NAME -> secret value; the names must
  *              pass sandbox_check_env_assignment() (not PATH, HOME, LD_*...)
  *              exactly those variables, in the order given
+ *
+ * In broker mode (anthropic and github only) the secret never enters the
+ * sandbox; the daemon's broker adds it to requests it forwards:
+ *
+ *   anthropic  ANTHROPIC_API_KEY=corral-brokered-credential (a placeholder)
+ *              and ANTHROPIC_BASE_URL=http://127.0.0.1:3129; requests there
+ *              go to base_url (default https://api.anthropic.com) with the
+ *              x-api-key header replaced by the real key
+ *   github     the file /etc/gitconfig:
+ *                  [url "http://127.0.0.1:3130/"]
+ *                  	insteadOf = https://github.com/
+ *              (the base URL as configured); git requests there go to the
+ *              base URL with "Authorization: Basic x-access-token:TOKEN".
+ *              No GH_TOKEN: the broker serves git, not GitHub's REST API.
  *
  * Secrets are sealed (seal.h) with crypto_secretbox_easy (XSalsa20-Poly1305,
  * a random nonce per write) under the state directory's sub-key
@@ -178,6 +190,21 @@ struct connector_scrub {
 	char *label;                 /* the connector's name */
 };
 
+/* A connector in broker mode: the sandbox gets a placeholder and a
+ * loopback endpoint (see the table at the top), and the daemon's broker
+ * (egress/egress.h) forwards to `upstream` adding `header`. */
+enum connector_broker_kind {
+	CONNECTOR_BROKER_ANTHROPIC = 1,  /* served on 127.0.0.1:3129 */
+	CONNECTOR_BROKER_GITHUB = 2,     /* served on 127.0.0.1:3130 */
+};
+struct connector_broker {
+	enum connector_broker_kind kind;
+	char *connector;             /* the connector's name */
+	char *upstream;              /* base URL */
+	char *header;                /* "x-api-key: ..." / "Authorization: Basic ...";
+				      * a secret, wiped on release */
+};
+
 struct connector_injection {
 	char **env;                  /* "NAME=VALUE", NULL-terminated (never NULL
 				      * after a success); nenv entries */
@@ -186,6 +213,8 @@ struct connector_injection {
 	size_t nfiles;
 	struct connector_scrub *scrub;   /* no duplicate values, longest first */
 	size_t nscrub;
+	struct connector_broker *brokers;
+	size_t nbrokers;
 	int64_t *connector_ids;      /* the connectors used, by name */
 	size_t nconnectors;
 };

@@ -576,13 +576,6 @@ static int attach_locked(struct store *st, const char *name, const char *env,
 		store_db_fail(st, err, "read connector environments");
 		goto out;
 	}
-	if (strcmp(c.mode, "inject") != 0) {
-		store_fail(err, EINVAL,
-			   "connector '%s' uses mode '%s', which this version of corral cannot serve "
-			   "yet; only connectors in mode 'inject' can be attached",
-			   name, c.mode);
-		goto out;
-	}
 	if (check_clash_locked(st, env_id, env, c.id, c.name, c.names, c.nnames, err) < 0)
 		goto out;
 	sqlite3_bind_int64(ins, 1, c.id);

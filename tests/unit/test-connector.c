@@ -717,11 +717,45 @@ static void test_clash_and_lifecycle(void)
 	CHECK(inj.nenv == 0);
 	connector_injection_release(&inj);
 
-	/* Broker mode is stored but cannot be attached yet. */
+	/* Broker mode: the sandbox gets a placeholder and a loopback
+	 * endpoint; the real credential goes to the daemon's broker only. */
 	s = spec_of("anthropic", "brokered", "sk-ant-brokered");
 	s.mode = xstrdup("broker");
 	OK(add(&s, &e_));
-	FAILS(EINVAL, store_connector_attach(state.store, "brokered", "t-mix", &e_));
+	s = spec_of("github", "gh-brokered", "ghp_brokered");
+	s.mode = xstrdup("broker");
+	s.base_url = xstrdup("https://git.example.com/");
+	OK(add(&s, &e_));
+	{
+		int64_t benv = new_env("t-broker");
+		attach("brokered", "t-broker");
+		attach("gh-brokered", "t-broker");
+		inject(benv, &inj);
+		check_env(&inj, (const char *const[]){ "ANTHROPIC_API_KEY=corral-brokered-credential",
+						       "ANTHROPIC_BASE_URL=http://127.0.0.1:3129",
+						       NULL });
+		CHECK(inj.nbrokers == 2);
+		if (inj.nbrokers == 2) {
+			CHECK(inj.brokers[0].kind == CONNECTOR_BROKER_ANTHROPIC);
+			CHECK_STR(inj.brokers[0].connector, "brokered");
+			CHECK_STR(inj.brokers[0].upstream, "https://api.anthropic.com");
+			CHECK_STR(inj.brokers[0].header, "x-api-key: sk-ant-brokered");
+			CHECK(inj.brokers[1].kind == CONNECTOR_BROKER_GITHUB);
+			CHECK_STR(inj.brokers[1].upstream, "https://git.example.com/");
+			/* base64("x-access-token:ghp_brokered") */
+			CHECK_STR(inj.brokers[1].header,
+				  "Authorization: Basic eC1hY2Nlc3MtdG9rZW46Z2hwX2Jyb2tlcmVk");
+		}
+		CHECK(inj.nfiles == 1);
+		if (inj.nfiles == 1) {
+			CHECK(strstr(inj.files[0].content, "[url \"http://127.0.0.1:3130/\"]") != NULL);
+			CHECK(strstr(inj.files[0].content, "insteadOf = https://git.example.com/") != NULL);
+			CHECK(strstr(inj.files[0].content, "ghp_brokered") == NULL);
+		}
+		for (size_t i = 0; i < inj.nenv; i++)
+			CHECK(strstr(inj.env[i], "sk-ant-brokered") == NULL);
+		connector_injection_release(&inj);
+	}
 }
 
 static void test_audit(void)

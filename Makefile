@@ -31,14 +31,14 @@ GEN_SRCS := src/sandbox/seccomp-gen.c src/sandbox/seccomp.c src/util/util.c src/
 # corral itself would make every `corral run` load them: measured, 8.7 ms
 # instead of 3.6 for a trivial run.
 NET_CLI_SRCS := src/cli-serve.c $(wildcard src/cli-exec.c)
-NET_SRCS := $(wildcard src/server/*.c) $(NET_CLI_SRCS)
+NET_SRCS := $(wildcard src/server/*.c) $(wildcard src/egress/*.c) $(NET_CLI_SRCS)
 CLI_SRCS := src/main.c $(filter-out $(NET_CLI_SRCS),$(wildcard src/cli-*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 NET_OBJS := $(NET_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/main-net.o
 NET_PKGS := libmicrohttpd libcurl
 NET_CFLAGS := $(shell pkg-config --cflags $(NET_PKGS) 2>/dev/null)
-NET_LIBS := $(shell pkg-config --libs $(NET_PKGS) jansson sqlite3 libsodium 2>/dev/null) -lm -lpthread
+NET_LIBS := $(shell pkg-config --libs $(NET_PKGS) jansson sqlite3 libsodium 2>/dev/null) -lhttp_parser -lm -lpthread
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER := $(BUILD)/tests/sandbox-helper
@@ -129,10 +129,12 @@ asan:
 		ASAN_OPTIONS=detect_leaks=1 $(PYTEST) -q -p no:cacheprovider tests/integration -k "not concurrent"
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz-%.c,build-fuzz/fuzz-%,$(wildcard tests/fuzz/fuzz-*.c))
-build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) $(BUILD)/gen/seccomp-bpf.h
+# The proxy's request parser is pure and needs only libhttp_parser.
+FUZZ_SRCS := $(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) src/egress/request.c
+build-fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_SRCS) $(BUILD)/gen/seccomp-bpf.h
 	@mkdir -p build-fuzz
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -o $@ $< \
-		$(LIB_SRCS) $(filter-out src/main.c,$(CLI_SRCS)) $(PKG_LIBS)
+		$(FUZZ_SRCS) $(PKG_LIBS) -lhttp_parser
 
 # Each fuzz target runs for FUZZ_SECONDS (default 30) from its seed corpus.
 FUZZ_SECONDS ?= 30

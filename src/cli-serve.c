@@ -5,9 +5,11 @@
 #include "store/state.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char serve_usage[] =
 	"usage: corral serve [--listen HOST:PORT] [--state-dir DIR] [options]\n"
@@ -18,6 +20,9 @@ static const char serve_usage[] =
 	"  --state-dir DIR          state directory (default $CORRAL_STATE_DIR, else ./corral-data)\n"
 	"  --grace SECONDS          how long SIGTERM waits for running work (default 30)\n"
 	"  --request-timeout SECONDS  drop a connection idle this long (default 30)\n"
+	"  --upstream-ca FILE       CA bundle the brokers trust for their upstreams\n"
+	"                           (default: the system's)\n"
+	"  --egress-idle SECONDS    close a proxied tunnel idle this long (default 300)\n"
 	"  --log-level error|info|debug  (default info; CORRAL_TRACE=1 traces sandboxes)\n"
 	"  -h, --help               show this help\n";
 
@@ -29,6 +34,8 @@ int cmd_serve(int argc, char **argv)
 		{ "grace", required_argument, NULL, 'g' },
 		{ "request-timeout", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'v' },
+		{ "upstream-ca", required_argument, NULL, 'c' },
+		{ "egress-idle", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -65,6 +72,18 @@ int cmd_serve(int argc, char **argv)
 				o.grace_s = (uint32_t)v;
 			else
 				o.request_timeout_s = (uint32_t)v;
+			break;
+		case 'c':
+			if (access(optarg, R_OK) < 0) {
+				cr_error_set(&err, errno, "--upstream-ca: cannot read '%s'", optarg);
+				goto usage;
+			}
+			o.upstream_ca = optarg;
+			break;
+		case 'i':
+			if (sandbox_parse_uint(optarg, "--egress-idle", 1, 86400, &v, &err) < 0)
+				goto usage;
+			o.egress_idle_s = (uint32_t)v;
 			break;
 		case 'v':
 			if (strcmp(optarg, "error") == 0)

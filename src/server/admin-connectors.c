@@ -344,10 +344,12 @@ static enum MHD_Result audit(struct server *srv, struct MHD_Connection *conn)
 	struct cr_error err = CR_ERROR_INIT;
 	const char *name = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "connector");
 	const char *limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+	const char *trace = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "trace_id");
 	struct store_connector_use *u = NULL;
-	size_t n = 0;
+	struct store_egress_denial *d = NULL;
+	size_t n = 0, nd = 0;
 	long lim = AUDIT_DEFAULT_LIMIT;
-	json_t *a;
+	json_t *a, *da;
 
 	if (limit) {
 		char *end;
@@ -361,9 +363,22 @@ static enum MHD_Result audit(struct server *srv, struct MHD_Connection *conn)
 		return fail_err(conn, &err);
 	a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, connector_use_json(&u[i]));
+		if (trace == NULL || strcmp(trace, u[i].trace_id) == 0)
+			json_array_append_new(a, connector_use_json(&u[i]));
 	store_connector_use_list_free(u, n);
-	return reply(conn, 200, json_pack("{s:o}", "uses", a));
+	if (store_egress_denial_list(srv->state.store, trace, (int)lim, &d, &nd, &err) < 0) {
+		json_decref(a);
+		return fail_err(conn, &err);
+	}
+	da = json_array();
+	for (size_t i = 0; i < nd; i++)
+		json_array_append_new(da, json_pack("{s:I, s:s, s:s?, s:s, s:s, s:s, s:s}", "id",
+						    (json_int_t)d[i].id, "trace_id", d[i].trace_id,
+						    "environment", d[i].env_name, "target",
+						    d[i].target, "code", d[i].code, "reason",
+						    d[i].reason, "denied_at", d[i].denied_at));
+	store_egress_denial_list_free(d, nd);
+	return reply(conn, 200, json_pack("{s:o, s:o}", "uses", a, "egress_denials", da));
 }
 
 enum MHD_Result api_admin_connectors(struct server *srv, struct MHD_Connection *conn,

@@ -219,6 +219,17 @@ static void job_free(struct job *job)
 	if (job == NULL)
 		return;
 	sandbox_config_release(&job->cfg);
+	if (job->egress)
+		egress_sandbox_close(job->egress, NULL);
+	for (size_t i = 0; i < job->nbrokers; i++) {
+		free(job->brokers[i].connector);
+		free(job->brokers[i].upstream);
+		if (job->brokers[i].header) {
+			sodium_memzero(job->brokers[i].header, strlen(job->brokers[i].header));
+			free(job->brokers[i].header);
+		}
+	}
+	free(job->brokers);
 	redact_set_free(job->redact);
 	free(job->connector_ids);
 	free(job->thread_id);
@@ -383,7 +394,7 @@ static int inject_connectors(struct server *srv, struct MHD_Connection *conn,
 		cr_error_release(&err);
 		return -1;
 	}
-	if (inj.nenv == 0 && inj.nfiles == 0) {
+	if (inj.nenv == 0 && inj.nfiles == 0 && inj.nbrokers == 0) {
 		connector_injection_release(&inj);
 		return 0;
 	}
@@ -425,6 +436,10 @@ static int inject_connectors(struct server *srv, struct MHD_Connection *conn,
 		}
 	}
 	job->cfg.redact = job->redact;
+	job->brokers = inj.brokers;
+	job->nbrokers = inj.nbrokers;
+	inj.brokers = NULL;
+	inj.nbrokers = 0;
 	job->connector_ids = xzalloc(sizeof(int64_t) * (inj.nconnectors + 1));
 	memcpy(job->connector_ids, inj.connector_ids, sizeof(int64_t) * inj.nconnectors);
 	job->nconnectors = inj.nconnectors;
@@ -432,6 +447,132 @@ static int inject_connectors(struct server *srv, struct MHD_Connection *conn,
 out:
 	connector_injection_release(&inj);
 	return rc;
+}
+
+/* The variables that point programs at the proxy. */
+static const char *const proxy_vars[] = { "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+					  "https_proxy", "NO_PROXY", "no_proxy" };
+
+static void env_append(struct sandbox_config *cfg, const char *assignment)
+{
+	size_t n = 0;
+	while (cfg->env && cfg->env[n])
+		n++;
+	cfg->env = xrealloc(cfg->env, sizeof(char *) * (n + 2));
+	cfg->env[n] = xstrdup(assignment);
+	cfg->env[n + 1] = NULL;
+}
+
+/* The execution's network (DESIGN.md 5): with a policy other than `none`,
+ * the proxy on 127.0.0.1:3128 and the variables that name it; for each
+ * connector in broker mode, its endpoint.  0, or -1 after a refusal. */
+static int setup_egress(struct server *srv, struct MHD_Connection *conn, const struct auth *a,
+			struct job *job, enum MHD_Result *ret)
+{
+	struct egress_policy policy = EGRESS_POLICY_INIT;
+	struct egress_broker_target targets[EGRESS_PORT_COUNT];
+	struct cr_error err = CR_ERROR_INIT;
+	bool proxy;
+
+	if (egress_policy_parse_string(a->env.network, &policy, &err) < 0) {
+		srv_log(srv, 0, "environment '%s': network: %s", a->env.name, err.msg);
+		*ret = send_error(conn, 500, "internal_error", NULL,
+				  "the environment's network policy cannot be used: %s", err.msg);
+		cr_error_release(&err);
+		return -1;
+	}
+	proxy = policy.mode != EGRESS_NONE;
+	if (!proxy && job->nbrokers == 0) {
+		egress_policy_release(&policy);
+		return 0;
+	}
+	if (proxy) {
+		for (char **e = job->cfg.env; e && *e; e++) {
+			size_t n = strcspn(*e, "=");
+			for (size_t k = 0; k < ARRAY_SIZE(proxy_vars); k++) {
+				if (strlen(proxy_vars[k]) == n && strncmp(*e, proxy_vars[k], n) == 0) {
+					egress_policy_release(&policy);
+					*ret = send_error(conn, 400, "validation_error", NULL,
+							  "'env_vars': '%s' is set by corral to its egress proxy in environment '%s' (network %s) and cannot be overridden",
+							  proxy_vars[k], a->env.name,
+							  egress_mode_name(policy.mode));
+					return -1;
+				}
+			}
+		}
+	}
+	memset(targets, 0, sizeof(targets));
+	job->cfg.n_listen = 0;
+	if (proxy) {
+		char v[64];
+		job->listen_kinds[job->cfg.n_listen] = EGRESS_PORT_PROXY;
+		job->cfg.listen_ports[job->cfg.n_listen++] = EGRESS_PROXY_PORT;
+		snprintf(v, sizeof(v), "http://127.0.0.1:%u", EGRESS_PROXY_PORT);
+		for (size_t k = 0; k < 4; k++) {
+			char *asg = xasprintf("%s=%s", proxy_vars[k], v);
+			env_append(&job->cfg, asg);
+			free(asg);
+		}
+		env_append(&job->cfg, "NO_PROXY=localhost,127.0.0.1");
+		env_append(&job->cfg, "no_proxy=localhost,127.0.0.1");
+	}
+	for (size_t i = 0; i < job->nbrokers; i++) {
+		struct connector_broker *b = &job->brokers[i];
+		enum egress_port_kind kind = b->kind == CONNECTOR_BROKER_ANTHROPIC
+						     ? EGRESS_PORT_ANTHROPIC : EGRESS_PORT_GITHUB;
+		if (targets[kind].upstream)
+			continue; /* attach refuses two of a kind; never both */
+		targets[kind].connector = b->connector;
+		targets[kind].upstream = b->upstream;
+		targets[kind].header = b->header;
+		b->connector = b->upstream = b->header = NULL;
+		job->listen_kinds[job->cfg.n_listen] = kind;
+		job->cfg.listen_ports[job->cfg.n_listen++] = egress_port_number(kind);
+	}
+	job->egress = egress_sandbox_new(srv->egress, job->trace_id, &policy, targets);
+	return 0;
+}
+
+void api_job_listening(struct server *srv, struct job *job, const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct cr_error err = CR_ERROR_INIT;
+		if (job->egress == NULL || i >= job->cfg.n_listen) {
+			close(fds[i]);
+			continue;
+		}
+		if (egress_sandbox_listen(job->egress, job->listen_kinds[i], fds[i], &err) < 0) {
+			srv_log(srv, 0, "%s: %s", job->trace_id, err.msg);
+			cr_error_release(&err);
+		}
+	}
+}
+
+/* The report, in the result and the audit. */
+static json_t *network_json(struct server *srv, struct job *job)
+{
+	struct egress_report r;
+	json_t *o = json_object(), *allowed = json_array(), *denied = json_array();
+	struct cr_error err = CR_ERROR_INIT;
+
+	json_object_set_new(o, "allowed", allowed);
+	json_object_set_new(o, "denied", denied);
+	if (job->egress == NULL)
+		return o;
+	egress_sandbox_close(job->egress, &r);
+	job->egress = NULL;
+	for (size_t i = 0; i < r.nallowed; i++)
+		json_array_append_new(allowed, json_string(r.allowed[i]));
+	for (size_t i = 0; i < r.ndenied; i++) {
+		json_array_append_new(denied, json_string(r.denied[i].target));
+		if (store_egress_denial_record(srv->state.store, job->trace_id, r.denied[i].target,
+					       r.denied[i].code, r.denied[i].reason, &err) < 0) {
+			srv_log(srv, 0, "%s: audit: %s", job->trace_id, err.msg);
+			cr_error_release(&err);
+		}
+	}
+	egress_report_release(&r);
+	return o;
 }
 
 static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, struct request *req)
@@ -553,6 +694,16 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 	randombytes_buf(rnd, sizeof(rnd));
 	memcpy(job->trace_id, "trc_", 4);
 	sodium_bin2hex(job->trace_id + 4, sizeof(job->trace_id) - 4, rnd, sizeof(rnd));
+	if (setup_egress(srv, conn, &a, job, &ret) < 0) {
+		if (job->thread_id)
+			thread_release(srv, job->env_id, job->thread_id);
+		key_release(srv, job->key_id);
+		pthread_mutex_lock(&srv->lock);
+		srv->open_jobs--;
+		srv->suspended--;
+		pthread_mutex_unlock(&srv->lock);
+		goto out_job;
+	}
 
 	memset(&rec, 0, sizeof(rec));
 	rec.trace_id = job->trace_id;
@@ -649,7 +800,7 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 	struct cr_error err = CR_ERROR_INIT;
 	const char *status = sandbox_status_name(res->status);
 	int64_t credits = (int64_t)((res->duration_ms + 999) / 1000);
-	json_t *o;
+	json_t *o, *net = network_json(srv, job);
 
 	if (credits < 1)
 		credits = 1;
@@ -671,6 +822,7 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 	rec.cpu_ms = (int64_t)res->cpu_ms;
 	rec.peak_memory = (int64_t)res->peak_memory;
 	rec.credits = credits;
+	rec.network = json_dumps(net, JSON_COMPACT);
 	if (store_exec_finish(srv->state.store, &rec, &err) < 0) {
 		srv_log(srv, 0, "%s: cannot record the result: %s", job->trace_id, err.msg);
 		cr_error_release(&err);
@@ -697,12 +849,14 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 	json_object_set_new(o, "duration_ms", json_integer((json_int_t)res->duration_ms));
 	json_object_set_new(o, "credits_used", json_integer(credits));
 	json_object_set_new(o, "truncated", json_boolean(res->truncated[0] || res->truncated[1]));
+	json_object_set_new(o, "network", net);
 	job->reply = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	job->http_status = 200;
 	free(rec.stdout_text);
 	free(rec.stderr_text);
 	free(rec.completed_at);
+	free(rec.network);
 	job_done(srv, job);
 }
 
@@ -807,6 +961,10 @@ static enum MHD_Result get_execution(struct server *srv, struct MHD_Connection *
 	json_object_set_new(o, "delivery_mode", json_str_or_null(e.delivery_mode));
 	json_object_set_new(o, "created_at", json_str_or_null(e.created_at));
 	json_object_set_new(o, "completed_at", json_str_or_null(e.completed_at));
+	{
+		json_t *net = e.network ? json_loads(e.network, 0, NULL) : NULL;
+		json_object_set_new(o, "network", net ? net : json_null());
+	}
 	json_object_set_new(o, "credits_used", json_integer(e.credits));
 	ret = send_json(conn, 200, o, NULL);
 out:

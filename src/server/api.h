@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "egress/egress.h"
 #include "sandbox/sandbox.h"
 #include "store/state.h"
 #include "util/buf.h"
@@ -44,6 +45,13 @@ struct job {
 	int64_t *connector_ids;          /* connectors injected, for the audit */
 	size_t nconnectors;
 	bool busy_registered;
+	/* The execution's network: the proxy and brokers, or NULL when it
+	 * has none (policy none, no broker); listen_kinds[i] is what
+	 * cfg.listen_ports[i] serves. */
+	struct egress_sandbox *egress;
+	enum egress_port_kind listen_kinds[EGRESS_PORT_COUNT];
+	struct connector_broker *brokers;  /* from the connectors, until moved */
+	size_t nbrokers;
 	/* Filled by the sandbox thread before it resumes the connection. */
 	bool done;
 	unsigned http_status;
@@ -72,6 +80,7 @@ struct busy_thread {
 struct server {
 	struct MHD_Daemon *mhd;
 	struct sandbox_runtime *rt;
+	struct egress_service *egress;
 	struct store_state state;
 	bool state_open;
 	int wake_fd;
@@ -106,6 +115,8 @@ void api_request_free(struct server *srv, struct request *req);
 /* Sandbox thread: record an execution's end and build its reply. */
 void api_job_finished(struct server *srv, struct job *job, const struct sandbox_result *res);
 void api_job_failed_to_start(struct server *srv, struct job *job, const char *why);
+/* Sandbox thread: the sandbox's listening sockets are ready. */
+void api_job_listening(struct server *srv, struct job *job, const int *fds, size_t n);
 /* Sandbox thread: kill every running execution (end of the grace period). */
 void api_cancel_all(struct server *srv);
 /* Sandbox thread, at shutdown: answer a queued job 503 without running it. */

@@ -1,5 +1,6 @@
 /* metrics.c - see metrics.h. */
 #include "server/metrics.h"
+#include "egress/egress.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -110,4 +111,21 @@ void metrics_render(struct buf *out)
 	buf_addf(out, "corral_http_requests_total{code=\"other\"} %llu\n",
 		 (unsigned long long)m.http_other);
 	pthread_mutex_unlock(&m.lock);
+	{
+		struct egress_counters e;
+		egress_counters_get(&e);
+		buf_addf(out,
+			 "# HELP corral_egress_connections_total Proxied connections, by the policy's verdict.\n"
+			 "# TYPE corral_egress_connections_total counter\n"
+			 "corral_egress_connections_total{verdict=\"allowed\"} %llu\n"
+			 "corral_egress_connections_total{verdict=\"denied\"} %llu\n"
+			 "# HELP corral_broker_requests_total Requests forwarded by credential brokers.\n"
+			 "# TYPE corral_broker_requests_total counter\n"
+			 "corral_broker_requests_total %llu\n"
+			 "# HELP corral_broker_failures_total Brokered requests that got no upstream answer.\n"
+			 "# TYPE corral_broker_failures_total counter\n"
+			 "corral_broker_failures_total %llu\n",
+			 (unsigned long long)e.proxy_allowed, (unsigned long long)e.proxy_denied,
+			 (unsigned long long)e.broker_requests, (unsigned long long)e.broker_failures);
+	}
 }

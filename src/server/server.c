@@ -136,9 +136,18 @@ static void on_exit_cb(struct sandbox_exec *ex, void *data)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+static void on_listen_cb(struct sandbox_exec *ex, const int *fds, size_t n, void *data)
+{
+	struct job *job = data;
+
+	(void)ex;
+	api_job_listening(job->srv, job, fds, n);
+}
+
 static void start_queued(struct server *srv)
 {
-	static const struct sandbox_callbacks cb = { NULL, on_exit_cb };
+	static const struct sandbox_callbacks cb = { .on_listen = on_listen_cb,
+						     .on_exit = on_exit_cb };
 	struct job *job;
 
 	while ((job = queue_pop(srv)) != NULL) {
@@ -233,6 +242,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
 	srv_log(srv, 1, "http: %s", msg);
+}
+
+static void egress_log(void *cls, int level, const char *line)
+{
+	srv_log(cls, level, "%s", line);
 }
 
 /* --- main loop ---------------------------------------------------------- */
@@ -380,6 +394,17 @@ int server_run(const struct server_options *opts, struct cr_error *err)
 	srv.rt = sandbox_runtime_new(&ropts, err);
 	if (srv.rt == NULL)
 		goto out;
+	{
+		struct egress_options eo = {
+			.upstream_ca = opts->upstream_ca,
+			.idle_timeout_ms = opts->egress_idle_s * 1000u,
+			.log = egress_log,
+			.log_data = &srv,
+		};
+		srv.egress = egress_service_new(&eo, err);
+		if (srv.egress == NULL)
+			goto out;
+	}
 
 	srv.mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 					   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
@@ -418,6 +443,8 @@ out:
 		MHD_stop_daemon(srv.mhd);
 	}
 	sandbox_runtime_free(srv.rt);
+	/* After the runtime: every sandbox is gone, so are its connections. */
+	egress_service_free(srv.egress);
 	if (srv.state_open)
 		store_state_close(&srv.state);
 	if (token) {

@@ -24,6 +24,8 @@ struct server_options {
 	uint32_t grace_s;            /* drain grace period, default 30 */
 	uint32_t request_timeout_s;  /* idle connection timeout, default 30 */
 	int log_level;               /* 0 error, 1 info, 2 debug */
+	const char *upstream_ca;     /* CA bundle for brokers' upstreams; NULL: system */
+	uint32_t egress_idle_s;      /* proxied tunnel idle timeout; 0: default */
 	char **process_argv;         /* main()'s argv (see sandbox_runtime_options) */
 };
 

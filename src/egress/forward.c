@@ -1,0 +1,396 @@
+/* forward.c - the forward proxy a sandbox reaches at 127.0.0.1:3128.
+ *
+ * One connection, one thread, blocking calls with deadlines:
+ *
+ *   1. read the request head (at most PROXY_HEAD_MAX bytes, within
+ *      head_timeout_ms) and parse it (request.h): "CONNECT host:port" (a
+ *      tunnel, usually TLS) or an absolute-form "GET http://host/path";
+ *      anything else is refused with 400;
+ *   2. ask the policy about the name, resolve it here (the sandbox has no
+ *      resolver that could disagree), ask again about every address, and
+ *      connect to the first allowed one;
+ *   3. answer 200 to a CONNECT, or send an absolute-form request on in
+ *      origin form with "Connection: close" (so one connection carries one
+ *      request to the host that was checked);
+ *   4. relay both ways with splice() through a pipe per direction: no
+ *      bytes are copied through user space, and the memory a connection
+ *      holds is fixed however much it carries.  A direction that reaches
+ *      EOF half-closes the other side; no byte either way for
+ *      idle_timeout_ms ends the tunnel.
+ *
+ * Every refusal is an HTTP answer with a code and a sentence, never a
+ * silent close, and is recorded in the execution's report.
+ */
+#define _GNU_SOURCE
+#include "egress/egress.h"
+#include "egress/request.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PIPE_CAP (64u << 10)
+
+/* What a connection holds while it reads the head. */
+struct head {
+	char buf[PROXY_HEAD_MAX + 1];
+	size_t len;              /* bytes read */
+	size_t head_len;         /* through the blank line */
+};
+
+static int64_t ms_left(uint64_t deadline_ns)
+{
+	uint64_t now = now_ns();
+	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000u) + 1;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Answer the sandbox and let the connection close. */
+static void reply(int fd, int status, const char *phrase, const char *code, const char *sentence)
+{
+	char body[1024], head[512];
+	int bn = snprintf(body, sizeof(body), "corral egress proxy: %s\n", sentence);
+	int hn;
+
+	if (bn < 0 || (size_t)bn >= sizeof(body))
+		bn = (int)sizeof(body) - 1;
+	hn = snprintf(head, sizeof(head),
+		      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		      "Content-Length: %d\r\nConnection: close\r\nX-Corral-Egress: %s\r\n\r\n",
+		      status, phrase, bn, code);
+	if (send_all(fd, head, (size_t)hn))
+		send_all(fd, body, (size_t)bn);
+}
+
+/* Read the head and parse it.  0, or -1 after answering (or on a silent
+ * peer, which gets nothing: it is gone or never spoke). */
+static int read_request(struct egress_sandbox *sb, int fd, struct head *h,
+			struct proxy_request *rq)
+{
+	const struct egress_options *o = egress_sandbox_options(sb);
+	uint64_t deadline = now_ns() + (uint64_t)o->head_timeout_ms * 1000000u;
+	struct proxy_refusal why;
+
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int64_t left = ms_left(deadline);
+		ssize_t r;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+			if (h->len > 0)
+				reply(fd, 408, "Request Timeout", "head_timeout",
+				      "the request head did not arrive in time");
+			return -1;
+		}
+		r = recv(fd, h->buf + h->len, PROXY_HEAD_MAX - h->len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		h->len += (size_t)r;
+		h->buf[h->len] = '\0';
+		h->head_len = proxy_head_length(h->buf, h->len);
+		if (h->head_len)
+			break;
+		if (h->len == PROXY_HEAD_MAX) {
+			reply(fd, 431, "Request Header Fields Too Large", "head_too_large",
+			      "the request head is larger than 16384 bytes");
+			return -1;
+		}
+	}
+	if (proxy_request_parse(h->buf, h->head_len, rq, &why) < 0) {
+		reply(fd, why.status, why.phrase, why.code, why.sentence);
+		return -1;
+	}
+	return 0;
+}
+
+static void deny(struct egress_sandbox *sb, int fd, const struct proxy_request *t, int status,
+		 const char *phrase, const char *code, const char *reason)
+{
+	egress_count(&egress_counters.proxy_denied);
+	egress_sandbox_record(sb, false, t->display, code, reason);
+	egress_sandbox_log(sb, 1, "refused %s: %s", t->display, reason);
+	reply(fd, status, phrase, code, reason);
+}
+
+/* Connect to `ai` within the deadline; the socket (blocking), or -1. */
+static int connect_to(const struct addrinfo *ai, int port, uint64_t deadline, int *err)
+{
+	struct sockaddr_storage ss;
+	int s, fl;
+
+	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0) {
+		*err = errno;
+		return -1;
+	}
+	if (connect(s, (struct sockaddr *)&ss, ai->ai_addrlen) < 0) {
+		struct pollfd pfd = { s, POLLOUT, 0 };
+		socklen_t len = sizeof(*err);
+		int r;
+
+		if (errno != EINPROGRESS) {
+			*err = errno;
+			close(s);
+			return -1;
+		}
+		do
+			r = poll(&pfd, 1, (int)ms_left(deadline));
+		while (r < 0 && errno == EINTR);
+		if (r == 0) {
+			*err = ETIMEDOUT;
+			close(s);
+			return -1;
+		}
+		if (getsockopt(s, SOL_SOCKET, SO_ERROR, err, &len) < 0 || *err != 0) {
+			close(s);
+			return -1;
+		}
+	}
+	fl = fcntl(s, F_GETFL);
+	fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+	return s;
+}
+
+/* Resolve, check and connect; the upstream socket, or -1 after answering. */
+static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_request *t)
+{
+	const struct egress_policy *pol = egress_sandbox_policy(sb);
+	const struct egress_options *o = egress_sandbox_options(sb);
+	struct egress_verdict v, first_refusal;
+	struct addrinfo hints, *res = NULL;
+	char sentence[900];
+	bool any_allowed = false, any_refused = false;
+	int gai, s = -1, cerr = 0;
+	uint64_t deadline;
+
+	if (!egress_check_name(pol, t->host, t->port, &v)) {
+		deny(sb, fd, t, 403, "Forbidden", v.code, v.reason);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	gai = getaddrinfo(t->host, NULL, &hints, &res);
+	if (gai != 0) {
+		snprintf(sentence, sizeof(sentence), "cannot resolve '%s': %s", t->host,
+			 gai_strerror(gai));
+		deny(sb, fd, t, 502, "Bad Gateway", "unresolvable", sentence);
+		return -1;
+	}
+	deadline = now_ns() + (uint64_t)o->connect_timeout_ms * 1000000u;
+	for (struct addrinfo *ai = res; ai && s < 0; ai = ai->ai_next) {
+		if (!egress_check_address(pol, t->host, t->port, ai->ai_addr, &v)) {
+			if (!any_refused)
+				first_refusal = v;
+			any_refused = true;
+			continue;
+		}
+		any_allowed = true;
+		if (ms_left(deadline) <= 0)
+			break;
+		s = connect_to(ai, t->port, deadline, &cerr);
+	}
+	freeaddrinfo(res);
+	if (!any_allowed) {
+		deny(sb, fd, t, 403, "Forbidden", first_refusal.code, first_refusal.reason);
+		return -1;
+	}
+	if (s < 0) {
+		snprintf(sentence, sizeof(sentence), "cannot connect to '%s': %s", t->display,
+			 strerror(cerr ? cerr : ETIMEDOUT));
+		if (cerr == ETIMEDOUT || cerr == 0)
+			deny(sb, fd, t, 504, "Gateway Timeout", "unreachable", sentence);
+		else
+			deny(sb, fd, t, 502, "Bad Gateway", "unreachable", sentence);
+		return -1;
+	}
+	egress_count(&egress_counters.proxy_allowed);
+	egress_sandbox_record(sb, true, t->display, "allowed", NULL);
+	egress_sandbox_log(sb, 2, "%s %s", t->tunnel ? "tunnel to" : "request to", t->display);
+	return s;
+}
+
+/* --- the relay ------------------------------------------------------------ */
+
+struct direction {
+	int from, to;
+	int pipe[2];
+	size_t queued;           /* bytes in the pipe */
+	bool eof;                /* `from` ended */
+	bool done;               /* and the pipe is drained, `to` half-closed */
+};
+
+static int relay_step(struct direction *d, short from_rev, short to_rev, bool *moved)
+{
+	if (!d->eof && (from_rev & (POLLIN | POLLHUP | POLLERR)) && d->queued < PIPE_CAP) {
+		ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, PIPE_CAP - d->queued,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r > 0) {
+			d->queued += (size_t)r;
+			*moved = true;
+		} else if (r == 0) {
+			d->eof = true;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+	}
+	if (d->queued > 0 && (to_rev & (POLLOUT | POLLERR | POLLHUP))) {
+		ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, d->queued,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (w > 0) {
+			d->queued -= (size_t)w;
+			*moved = true;
+		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			return -1;
+		}
+	}
+	if (d->eof && d->queued == 0 && !d->done) {
+		shutdown(d->to, SHUT_WR);
+		d->done = true;
+	}
+	return 0;
+}
+
+static void relay(struct egress_sandbox *sb, int a, int b)
+{
+	const struct egress_options *o = egress_sandbox_options(sb);
+	struct direction d[2] = { { a, b, { -1, -1 }, 0, false, false },
+				  { b, a, { -1, -1 }, 0, false, false } };
+	uint64_t idle_deadline = now_ns() + (uint64_t)o->idle_timeout_ms * 1000000u;
+
+	for (int i = 0; i < 2; i++) {
+		if (pipe2(d[i].pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+			goto out;
+		fcntl(d[i].pipe[1], F_SETPIPE_SZ, PIPE_CAP);
+	}
+	fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
+	fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
+	while (!(d[0].done && d[1].done)) {
+		struct pollfd pfd[2] = { { a, 0, 0 }, { b, 0, 0 } };
+		bool moved = false;
+		int r;
+
+		for (int i = 0; i < 2; i++) {
+			struct pollfd *from = &pfd[i], *to = &pfd[1 - i];
+			if (!d[i].eof && d[i].queued < PIPE_CAP)
+				from->events |= POLLIN;
+			if (d[i].queued > 0)
+				to->events |= POLLOUT;
+		}
+		r = poll(pfd, 2, (int)ms_left(idle_deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			egress_sandbox_log(sb, 2, "tunnel idle for %u ms: closed", o->idle_timeout_ms);
+			break;
+		}
+		if (relay_step(&d[0], pfd[0].revents, pfd[1].revents, &moved) < 0 ||
+		    relay_step(&d[1], pfd[1].revents, pfd[0].revents, &moved) < 0)
+			break;
+		/* A peer that reset or vanished with bytes still queued for it
+		 * will never take them. */
+		if (((pfd[0].revents & POLLERR) && d[1].queued) ||
+		    ((pfd[1].revents & POLLERR) && d[0].queued))
+			break;
+		if (moved)
+			idle_deadline = now_ns() + (uint64_t)o->idle_timeout_ms * 1000000u;
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (d[i].pipe[0] >= 0)
+			close(d[i].pipe[0]);
+		if (d[i].pipe[1] >= 0)
+			close(d[i].pipe[1]);
+	}
+}
+
+/* Close after an answer without losing it: closing a socket with unread
+ * input makes the kernel send a reset, which can overtake the answer.  So
+ * half-close, then read and drop what the peer still sends, for a moment. */
+static void linger_close(int fd)
+{
+	uint64_t deadline = now_ns() + 1000000000u;
+	size_t dropped = 0;
+	char sink[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (dropped < (256u << 10)) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t r;
+		if (poll(&pfd, 1, (int)ms_left(deadline)) <= 0)
+			break;
+		r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		dropped += (size_t)r;
+	}
+	close(fd);
+}
+
+void forward_serve(struct egress_sandbox *sb, int fd)
+{
+	struct head *h = xzalloc(sizeof(*h));
+	struct proxy_request t;
+	int up = -1;
+
+	if (read_request(sb, fd, h, &t) < 0)
+		goto out;
+	up = open_upstream(sb, fd, &t);
+	if (up < 0)
+		goto out;
+	if (t.tunnel) {
+		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+		if (!send_all(fd, ok, sizeof(ok) - 1))
+			goto out;
+	} else {
+		size_t n;
+		char *head = proxy_request_origin_head(&t, &n);
+		bool ok = send_all(up, head, n);
+		free(head);
+		if (!ok)
+			goto out;
+	}
+	/* What the sandbox sent after the head (a TLS hello, a body). */
+	if (h->len > h->head_len && !send_all(up, h->buf + h->head_len, h->len - h->head_len))
+		goto out;
+	free(h);
+	h = NULL;
+	relay(sb, fd, up);
+	close(up);
+	close(fd);
+	return;
+out:
+	free(h);
+	if (up >= 0)
+		close(up);
+	linger_close(fd);
+}

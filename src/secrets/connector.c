@@ -863,6 +863,24 @@ static void inj_file(struct connector_injection *inj, const char *path_in_etc, c
 	inj->nfiles++;
 }
 
+/* The system gitconfig of a github connector: URLs of github.com and of
+ * the connector's base URL (when it is another host: GitHub Enterprise, a
+ * mirror) go to `to`.  The base URL is the sandbox's GitHub, so a clone of
+ * https://github.com/org/repo works unchanged against it. */
+static char *gitconfig_rewrite(const struct conn *c, const char *to, const char *how)
+{
+	static const char github[] = "https://github.com/";
+	bool other = strcasecmp(c->base_url, github) != 0;
+
+	return xasprintf("# Written by corral for connector '%s': git reaches %s\n"
+			 "# %s.\n"
+			 "[url \"%s\"]\n"
+			 "\tinsteadOf = %s\n"
+			 "%s%s%s",
+			 c->name, c->base_url, how, to, c->base_url, other ? "\tinsteadOf = " : "",
+			 other ? github : "", other ? "\n" : "");
+}
+
 static void inject_github(const struct conn *c, struct connector_injection *inj)
 {
 	const char *token = secret_of(c, "token");
@@ -881,12 +899,7 @@ static void inject_github(const struct conn *c, struct connector_injection *inj)
 	/* A system-level configuration: a user's own ~/.gitconfig still
 	 * applies beside it.  check_url() keeps quotes, backslashes and
 	 * newlines out of the base URL; the token is percent-encoded. */
-	inj_file(inj, "gitconfig",
-		 xasprintf("# Written by corral for connector '%s': git reaches %s\n"
-			   "# with the connector's token.\n"
-			   "[url \"%s\"]\n"
-			   "\tinsteadOf = %s\n",
-			   c->name, c->base_url, auth_url, c->base_url),
+	inj_file(inj, "gitconfig", gitconfig_rewrite(c, auth_url, "with the connector's token"),
 		 c->name);
 	inj_scrub(inj, token, c->name);
 	if (strcmp(enc, token) != 0)
@@ -980,12 +993,11 @@ static void broker_one(const struct conn *c, struct connector_injection *inj)
 
 		sodium_bin2base64(b64, cap, (const unsigned char *)userpass, n,
 				  sodium_base64_VARIANT_ORIGINAL);
+		char local[64];
+
+		snprintf(local, sizeof(local), "http://127.0.0.1:%u/", EGRESS_GITHUB_PORT);
 		inj_file(inj, "gitconfig",
-			 xasprintf("# Written by corral for connector '%s': git reaches %s\n"
-				   "# through corral's broker, which holds the token.\n"
-				   "[url \"http://127.0.0.1:%u/\"]\n"
-				   "\tinsteadOf = %s\n",
-				   c->name, c->base_url, EGRESS_GITHUB_PORT, c->base_url),
+			 gitconfig_rewrite(c, local, "through corral's broker, which holds the token"),
 			 c->name);
 		inj_broker(inj, CONNECTOR_BROKER_GITHUB, c, c->base_url,
 			   xasprintf("Authorization: Basic %s", b64));

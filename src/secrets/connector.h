@@ -14,7 +14,11 @@
  *              reads for GitHub Enterprise); and the file /etc/gitconfig:
  *                  [url "https://x-access-token:TOKEN@github.com/"]
  *                  	insteadOf = https://github.com/
- *              (the token percent-encoded, the base URL as configured)
+ *              (the token percent-encoded, the base URL as configured).
+ *              The base URL is the sandbox's GitHub: when it is another
+ *              host, a second line "insteadOf = https://github.com/" sends
+ *              github.com URLs there too, so https://github.com/org/repo
+ *              clones from GitHub Enterprise (or a test server) unchanged.
  *   postgres   secret url (postgres:// or postgresql://), or with the
  *              setting host a secret password and the settings port
  *              (default 5432), user (required), database (optional)
@@ -39,7 +43,7 @@
  *   github     the file /etc/gitconfig:
  *                  [url "http://127.0.0.1:3130/"]
  *                  	insteadOf = https://github.com/
- *              (the base URL as configured); git requests there go to the
+ *              (the base URL as configured, and github.com as above); git requests there go to the
  *              base URL with "Authorization: Basic x-access-token:TOKEN".
  *              No GH_TOKEN: the broker serves git, not GitHub's REST API.
  *

@@ -578,7 +578,8 @@ def test_admin_api(server):
 
     # The audit: empty until executions use connectors.
     st, _, au = call(server, "GET", "/admin/v1/audit")
-    assert st == 200 and set(au) == {"uses"} and isinstance(au["uses"], list)
+    assert st == 200 and set(au) == {"uses", "egress_denials"} and isinstance(au["uses"], list)
+    assert au["egress_denials"] == []
     for u in au["uses"]:
         assert set(u) == USE_KEYS
 
@@ -613,6 +614,6 @@ def test_admin_audit_lists_recorded_uses(server):
                              "connector": "claude", "environment": "default",
                              "used_at": "2026-02-03T04:05:06Z"}
     st, _, au = call(server, "GET", "/admin/v1/audit?connector=nobody")
-    assert st == 200 and au == {"uses": []}
+    assert st == 200 and au == {"uses": [], "egress_denials": []}
     st, _, one = call(server, "GET", "/admin/v1/connectors/claude")
     assert [u["trace_id"] for u in one["recent_uses"]] == [f"trc_{i:032x}" for i in (2, 1, 0)]

@@ -267,18 +267,21 @@ def test_github_base_url_rewrites_that_host(server, key, baseline):
 
     s = git_probe(server, key, base, [GHE])
     assert s["file"] == ["644 root", "not-writable", "ro", "1"], s["file"]
-    assert len(s["system"]) == 1
+    assert len(s["system"]) == 2
     assert_rewrite_line(s["system"][0], "ghe", base)
-    assert s["exact"] == [base]
+    assert_rewrite_line(s["system"][1].replace("https://github.com/", base), "ghe", base)
+    assert s["system"][1].endswith(" https://github.com/")
+    assert s["exact"] == ["https://github.com/"]  # the last of the two
     got = s["get-url"][0]
     assert got != base + "org/repo.git" and MARK("ghe") in got, got
     assert s["masked"] == ["https://x-access-token:***@git.example.test/org/repo.git"]
     # The token sits percent-encoded in the URL and decodes to the secret.
     assert s["token"] == [sha(GHE)]
 
-    # github.com itself is not rewritten by this connector.
-    body = run(server, key, "git ls-remote --get-url https://github.com/org/repo.git", secrets=[GHE])
-    assert body["stdout"] == "https://github.com/org/repo.git\n"
+    # The base URL is the sandbox's GitHub: github.com URLs go there too.
+    body = run(server, key, "git ls-remote --get-url https://github.com/org/repo.git "
+               "| sed 's/x-access-token:[^@]*@/x-access-token:***@/'", secrets=[GHE])
+    assert body["stdout"] == "https://x-access-token:***@git.example.test/org/repo.git\n"
 
     # git really uses the rewritten URL: its trace shows the authenticated
     # URL to git.example.test (masked inside), the fetch fails on DNS (no

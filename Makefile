@@ -103,6 +103,20 @@ $(CONCURRENT): tests/integration/concurrent.c $(BUILD)/libcorral.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcorral.a $(LDLIBS)
 
+# The credential broker end to end in one process: the egress service and
+# broker, a local upstream on a thread, libcurl as the sandbox's client.
+# `make egress-test` builds and runs it; not yet part of `check`.
+EGRESS_TEST := $(BUILD)/tests/egress-broker
+EGRESS_OBJS := $(filter $(BUILD)/obj/src/egress/%.o,$(NET_OBJS))
+$(EGRESS_TEST): tests/egress/test-broker.c tests/unit/unit.h $(EGRESS_OBJS) $(BUILD)/libcorral.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NET_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(EGRESS_OBJS) \
+		$(BUILD)/libcorral.a $(NET_LIBS)
+
+.PHONY: egress-test
+egress-test: $(EGRESS_TEST)
+	$(EGRESS_TEST)
+
 deps:
 	scripts/install-deps
 

@@ -60,6 +60,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1078,6 +1079,57 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	return forward(c, req, mc, method);
 }
 
+/* --- libcurl's memory ------------------------------------------------------ */
+
+/* libcurl builds each request (the credential header with it) in buffers
+ * it frees without clearing, and every sandbox's init starts as a copy of
+ * this process's memory.  So all of libcurl's memory is cleared when it is
+ * freed; realloc moves through a cleared free as well. */
+static void wiping_free(void *p)
+{
+	if (p) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *wiping_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wiping_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p;
+	q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	wiping_free(p);
+	return q;
+}
+
+static void *plain_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static char *plain_strdup(const char *s)
+{
+	return strdup(s);
+}
+
+static void *plain_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
 /* --- the interface -------------------------------------------------------- */
 
 struct broker *broker_new(const struct egress_options *opts, struct cr_error *err)
@@ -1086,7 +1138,9 @@ struct broker *broker_new(const struct egress_options *opts, struct cr_error *er
 	uint32_t idle_ms = opts && opts->idle_timeout_ms ? opts->idle_timeout_ms : 300000;
 	unsigned timeout_s, flags;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	/* The first global init in the process decides the allocator. */
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, plain_malloc, wiping_free, wiping_realloc,
+				 plain_strdup, plain_calloc) != CURLE_OK) {
 		free(b);
 		cr_error_set(err, 0, "cannot initialise libcurl");
 		return NULL;

@@ -754,6 +754,8 @@ static void test_clash_and_lifecycle(void)
 		}
 		for (size_t i = 0; i < inj.nenv; i++)
 			CHECK(strstr(inj.env[i], "sk-ant-brokered") == NULL);
+		/* Nothing to scrub: the secrets never reach the sandbox. */
+		CHECK(inj.nscrub == 0);
 		connector_injection_release(&inj);
 	}
 }

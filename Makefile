@@ -105,7 +105,7 @@ $(CONCURRENT): tests/integration/concurrent.c $(BUILD)/libcorral.a
 
 # The credential broker end to end in one process: the egress service and
 # broker, a local upstream on a thread, libcurl as the sandbox's client.
-# `make egress-test` builds and runs it; not yet part of `check`.
+# `make egress-test` builds and runs it alone; `make unit` runs it too.
 EGRESS_TEST := $(BUILD)/tests/egress-broker
 EGRESS_OBJS := $(filter $(BUILD)/obj/src/egress/%.o,$(NET_OBJS))
 $(EGRESS_TEST): tests/egress/test-broker.c tests/unit/unit.h $(EGRESS_OBJS) $(BUILD)/libcorral.a
@@ -121,13 +121,13 @@ deps:
 	scripts/install-deps
 
 check: deps
-	$(MAKE) all $(UNIT_BINS) $(HELPER) $(CONCURRENT)
+	$(MAKE) all $(UNIT_BINS) $(EGRESS_TEST) $(HELPER) $(CONCURRENT)
 	$(MAKE) unit
 	$(MAKE) integration
 
 # Every unit binary runs, then the target fails if any did.
-unit: $(UNIT_BINS)
-	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
+unit: $(UNIT_BINS) $(EGRESS_TEST)
+	@fail=0; for t in $(UNIT_BINS) $(EGRESS_TEST); do $$t || fail=1; done; exit $$fail
 
 integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
 	CORRAL=$(abspath $(BUILD)/corral) HELPER=$(abspath $(HELPER)) CONCURRENT=$(abspath $(CONCURRENT)) \
@@ -137,8 +137,10 @@ integration: $(BUILD)/corral $(HELPER) $(CONCURRENT)
 # subset of the integration tests.
 asan:
 	$(MAKE) BUILD=build-asan STATIC= OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/sandbox-helper
-	@fail=0; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%); do $$t || fail=1; done; exit $$fail
+		LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILD)/%=build-asan/%) \
+		build-asan/tests/egress-broker build-asan/tests/sandbox-helper
+	@fail=0; for t in $(UNIT_BINS:$(BUILD)/%=build-asan/%) build-asan/tests/egress-broker; do \
+		$$t || fail=1; done; exit $$fail
 	CORRAL=$(abspath build-asan/corral) HELPER=$(abspath build-asan/tests/sandbox-helper) \
 		ASAN_OPTIONS=detect_leaks=1 $(PYTEST) -q -p no:cacheprovider tests/integration -k "not concurrent"
 

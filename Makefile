@@ -169,6 +169,7 @@ serve: deps
 bench: all
 	bench/run.sh $(abspath $(BUILD)/corral)
 	bench/api.sh $(abspath $(BUILD)/corral)
+	bench/egress.sh $(abspath $(BUILD)/corral)
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*.h src/*/*.h

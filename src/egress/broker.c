@@ -240,6 +240,7 @@ static void bconn_unref(struct bconn *c)
 		return;
 	if (c->multi)
 		curl_multi_cleanup(c->multi);
+	egress_sandbox_conn_end(c->sb);
 	egress_sandbox_unref(c->sb);
 	free(c->hostport);
 	free(c);
@@ -292,6 +293,7 @@ static void pending_free(struct pending *p)
 {
 	if (p == NULL)
 		return;
+	egress_sandbox_conn_end(p->sb);   /* NULL once a connection took it */
 	egress_sandbox_unref(p->sb);
 	free(p);
 }
@@ -1188,11 +1190,13 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 
 	if (kind != EGRESS_PORT_ANTHROPIC && kind != EGRESS_PORT_GITHUB) {
 		close(fd);
+		egress_sandbox_conn_end(sb);
 		return cr_error_set(err, 0, "port kind %d has no broker", (int)kind);
 	}
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
 		e = errno;
 		close(fd);
+		egress_sandbox_conn_end(sb);
 		return cr_error_set(err, e, "broker on port %u: cannot read a connection's peer",
 				    egress_port_number(kind));
 	}

@@ -184,6 +184,23 @@ void egress_sandbox_unref(struct egress_sandbox *sb)
 	free(sb);
 }
 
+bool egress_sandbox_conn_begin(struct egress_sandbox *sb)
+{
+	unsigned n = __atomic_add_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
+
+	if (n > sb->svc->opts.max_connections) {
+		__atomic_sub_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	return true;
+}
+
+void egress_sandbox_conn_end(struct egress_sandbox *sb)
+{
+	if (sb)
+		__atomic_sub_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
+}
+
 const struct egress_policy *egress_sandbox_policy(const struct egress_sandbox *sb)
 {
 	return &sb->policy;
@@ -387,7 +404,7 @@ static void *conn_main(void *arg)
 
 	forward_serve(sb, c->fd);
 	free(c);
-	__atomic_sub_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
+	egress_sandbox_conn_end(sb);
 	egress_sandbox_unref(sb);
 	pthread_mutex_lock(&svc->lock);
 	if (--svc->live_threads == 0)
@@ -405,7 +422,6 @@ static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *
 
 	c->sb = egress_sandbox_ref(sb);
 	c->fd = fd;
-	__atomic_add_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
 	svc->live_threads++; /* under svc->lock */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
@@ -415,7 +431,7 @@ static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *
 	if (r != 0) {
 		egress_sandbox_log(sb, 0, "cannot start a connection thread: %s", strerror(r));
 		svc->live_threads--;
-		__atomic_sub_fetch(&sb->connections, 1, __ATOMIC_RELAXED);
+		egress_sandbox_conn_end(sb);
 		close(fd);
 		egress_sandbox_unref(sb);
 		free(c);
@@ -425,8 +441,6 @@ static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *
 /* Under svc->lock. */
 static void accept_all(struct egress_service *svc, struct listener *l)
 {
-	uint32_t max = svc->opts.max_connections;
-
 	for (;;) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		struct cr_error err = CR_ERROR_INIT;
@@ -442,8 +456,9 @@ static void accept_all(struct egress_service *svc, struct listener *l)
 		pthread_mutex_lock(&l->sb->lock);
 		l->sb->report.connections++;
 		pthread_mutex_unlock(&l->sb->lock);
-		if (__atomic_load_n(&l->sb->connections, __ATOMIC_RELAXED) >= max) {
-			egress_sandbox_log(l->sb, 1, "more than %u connections at once: refused", max);
+		if (!egress_sandbox_conn_begin(l->sb)) {
+			egress_sandbox_log(l->sb, 1, "more than %u connections at once: refused",
+					   svc->opts.max_connections);
 			close(fd);
 			continue;
 		}
@@ -464,6 +479,7 @@ static void *acceptor_main(void *arg)
 	for (;;) {
 		int n = epoll_wait(svc->epfd, ev, 32, -1);
 		struct listener *dead;
+		bool stop;
 
 		if (n < 0 && errno != EINTR)
 			break;
@@ -481,16 +497,7 @@ static void *acceptor_main(void *arg)
 		}
 		dead = svc->graveyard;
 		svc->graveyard = NULL;
-		if (svc->stopping) {
-			pthread_mutex_unlock(&svc->lock);
-			while (dead) {
-				struct listener *next = dead->next;
-				egress_sandbox_unref(dead->sb);
-				free(dead);
-				dead = next;
-			}
-			break;
-		}
+		stop = svc->stopping;
 		pthread_mutex_unlock(&svc->lock);
 		/* Outside the lock: the last reference may free a sandbox. */
 		while (dead) {
@@ -499,6 +506,8 @@ static void *acceptor_main(void *arg)
 			free(dead);
 			dead = next;
 		}
+		if (stop)
+			break;
 	}
 	return NULL;
 }

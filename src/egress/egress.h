@@ -138,6 +138,12 @@ struct egress_report {
 void egress_sandbox_close(struct egress_sandbox *sb, struct egress_report *out);
 void egress_report_release(struct egress_report *r);
 
+/* A connection of sb begins (false when it already has max_connections:
+ * refuse it) or ends.  The acceptor begins every connection; whoever
+ * serves it (forward.c's thread, the broker) ends it. */
+bool egress_sandbox_conn_begin(struct egress_sandbox *sb);
+void egress_sandbox_conn_end(struct egress_sandbox *sb);
+
 struct egress_sandbox *egress_sandbox_ref(struct egress_sandbox *sb);
 void egress_sandbox_unref(struct egress_sandbox *sb);
 
@@ -151,8 +157,9 @@ struct egress_counters {
 void egress_counters_get(struct egress_counters *out);
 
 /* The broker (broker.c), for egress.c: hand an accepted connection on a
- * broker port to the HTTP engine.  `fd` is taken; the engine holds a
- * reference to `sb` while the connection lives. */
+ * broker port to the HTTP engine.  `fd` and the connection begun with
+ * egress_sandbox_conn_begin() are taken (ended on failure too); the engine
+ * holds a reference to `sb` while the connection lives. */
 struct broker;
 struct broker *broker_new(const struct egress_options *opts, struct cr_error *err);
 int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_port_kind kind,
@@ -160,7 +167,8 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 void broker_free(struct broker *b);
 
 /* The forward proxy (forward.c): serve one accepted connection on the
- * proxy port, on the calling thread, until it closes.  `fd` is taken. */
+ * proxy port, on the calling thread, until it closes.  `fd` is taken;
+ * the caller ends the connection afterwards. */
 void forward_serve(struct egress_sandbox *sb, int fd);
 
 /* Counters, bumped by forward.c and broker.c. */

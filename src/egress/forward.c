@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PIPE_CAP (64u << 10)
+#define PIPE_CAP (256u << 10)
 
 /* What a connection holds while it reads the head. */
 struct head {

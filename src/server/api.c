@@ -575,6 +575,19 @@ static json_t *network_json(struct server *srv, struct job *job)
 	return o;
 }
 
+/* Give back what execute() reserved for a job that will not run: its
+ * thread, its key's slot, its place among open and suspended jobs. */
+static void unreserve(struct server *srv, struct job *job)
+{
+	if (job->thread_id)
+		thread_release(srv, job->env_id, job->thread_id);
+	key_release(srv, job->key_id);
+	pthread_mutex_lock(&srv->lock);
+	srv->open_jobs--;
+	srv->suspended--;
+	pthread_mutex_unlock(&srv->lock);
+}
+
 static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, struct request *req)
 {
 	struct auth a;
@@ -695,13 +708,7 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 	memcpy(job->trace_id, "trc_", 4);
 	sodium_bin2hex(job->trace_id + 4, sizeof(job->trace_id) - 4, rnd, sizeof(rnd));
 	if (setup_egress(srv, conn, &a, job, &ret) < 0) {
-		if (job->thread_id)
-			thread_release(srv, job->env_id, job->thread_id);
-		key_release(srv, job->key_id);
-		pthread_mutex_lock(&srv->lock);
-		srv->open_jobs--;
-		srv->suspended--;
-		pthread_mutex_unlock(&srv->lock);
+		unreserve(srv, job);
 		goto out_job;
 	}
 
@@ -723,13 +730,7 @@ static enum MHD_Result execute(struct server *srv, struct MHD_Connection *conn, 
 		else
 			ret = send_error(conn, 500, "internal_error", NULL,
 					 "cannot record the execution: %s", err.msg);
-		if (job->thread_id)
-			thread_release(srv, job->env_id, job->thread_id);
-		key_release(srv, job->key_id);
-		pthread_mutex_lock(&srv->lock);
-		srv->open_jobs--;
-		srv->suspended--;
-		pthread_mutex_unlock(&srv->lock);
+		unreserve(srv, job);
 		goto out_job;
 	}
 	/* The store filled these in; the rest of rec is borrowed. */

@@ -255,7 +255,7 @@ static int loop(struct server *srv, int sig_fd, struct cr_error *err)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN };
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, settle_deadline = 0;
 	bool killed = false;
 
 	if (ep < 0)
@@ -286,6 +286,15 @@ static int loop(struct server *srv, int sig_fd, struct cr_error *err)
 			 * suspended: every execution is answered first. */
 			/* Requests still arriving are answered (503) before we
 			 * stop, unless the final deadline has passed. */
+			/* A connection whose request has not begun yet (its
+			 * bytes wait in the socket for the HTTP thread) is
+			 * given a moment to begin, so it is answered too. */
+			if (open_jobs == 0 && requests == 0 && now < settle_deadline) {
+				const union MHD_DaemonInfo *di =
+					MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+				if (di && di->num_connections > 0)
+					requests = 1;
+			}
 			if (suspended == 0 && running == 0 && !queued &&
 			    ((open_jobs == 0 && requests == 0) || (killed && now >= deadline)))
 				break;
@@ -331,6 +340,7 @@ static int loop(struct server *srv, int sig_fd, struct cr_error *err)
 					__atomic_store_n(&srv->draining, true, __ATOMIC_SEQ_CST);
 					pthread_mutex_unlock(&srv->lock);
 					deadline = now_ns() + (uint64_t)srv->grace_s * 1000000000ull;
+					settle_deadline = now_ns() + 1000000000ull;
 				}
 				break;
 			}

@@ -24,7 +24,7 @@ int main(int argc, char **argv)
 {
 	struct cr_error err = CR_ERROR_INIT;
 	struct sandbox_runtime *rt;
-	struct sandbox_callbacks cb = { NULL, on_exit_cb };
+	struct sandbox_callbacks cb = { .on_exit = on_exit_cb };
 	struct sandbox_exec **ex;
 	int n = argc > 1 ? atoi(argv[1]) : 50;
 	const char *sleep_s = argc > 2 ? argv[2] : "1";

@@ -73,6 +73,8 @@ struct egress_service {
 	pthread_cond_t idle;           /* live_threads reached 0 */
 	struct listener *graveyard;
 	unsigned live_threads;         /* proxy connection threads */
+	bool told_full;                /* logged that max_threads was reached */
+	struct egress_conn *conns;     /* live proxy connections */
 	struct broker *broker;
 };
 
@@ -84,10 +86,29 @@ struct egress_sandbox {
 	struct egress_broker_target targets[EGRESS_PORT_COUNT];
 	size_t header_map_len[EGRESS_PORT_COUNT];
 	unsigned connections;          /* live, atomic */
+	bool told_max;                 /* under svc->lock */
 	struct listener *listeners;    /* under svc->lock */
 	pthread_mutex_t lock;          /* the report */
 	struct egress_report report;
 };
+
+/* A proxy connection: on svc->conns while its thread serves it. */
+struct egress_conn {
+	struct egress_sandbox *sb;     /* a reference */
+	int fd;                        /* the sandbox's side */
+	int up_fd;                     /* the upstream, once connected; -1 */
+	bool closing;                  /* shut down by the execution's end */
+	struct egress_conn *prev, *next;
+};
+
+/* Under svc->lock. */
+static void conn_shutdown_locked(struct egress_conn *c)
+{
+	c->closing = true;
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->up_fd >= 0)
+		shutdown(c->up_fd, SHUT_RDWR);
+}
 
 /* --- the credential's memory -------------------------------------------- */
 
@@ -380,6 +401,9 @@ void egress_sandbox_close(struct egress_sandbox *sb, struct egress_report *out)
 
 	pthread_mutex_lock(&svc->lock);
 	close_listeners_locked(svc, sb);
+	for (struct egress_conn *c = svc->conns; c; c = c->next)
+		if (c->sb == sb)
+			conn_shutdown_locked(c);
 	pthread_mutex_unlock(&svc->lock);
 	wake(svc);
 	pthread_mutex_lock(&sb->lock);
@@ -391,18 +415,38 @@ void egress_sandbox_close(struct egress_sandbox *sb, struct egress_report *out)
 
 /* --- accepting ------------------------------------------------------------ */
 
-struct conn {
-	struct egress_sandbox *sb;
-	int fd;
-};
+bool egress_conn_set_upstream(struct egress_conn *c, int fd)
+{
+	struct egress_service *svc = c->sb->svc;
+	bool ok;
+
+	pthread_mutex_lock(&svc->lock);
+	c->up_fd = fd;
+	ok = !c->closing;
+	pthread_mutex_unlock(&svc->lock);
+	return ok;
+}
 
 static void *conn_main(void *arg)
 {
-	struct conn *c = arg;
+	struct egress_conn *c = arg;
 	struct egress_sandbox *sb = c->sb;
 	struct egress_service *svc = sb->svc;
 
-	forward_serve(sb, c->fd);
+	forward_serve(sb, c->fd, c);
+	/* Off the list first: its fds must not be shut down once closed
+	 * (the numbers may be reused at once). */
+	pthread_mutex_lock(&svc->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		svc->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&svc->lock);
+	close(c->fd);
+	if (c->up_fd >= 0)
+		close(c->up_fd);
 	free(c);
 	egress_sandbox_conn_end(sb);
 	egress_sandbox_unref(sb);
@@ -413,16 +457,33 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
+/* Under svc->lock. */
 static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *sb, int fd)
 {
 	pthread_attr_t attr;
 	pthread_t t;
-	struct conn *c = xmalloc(sizeof(*c));
+	struct egress_conn *c;
 	int r;
 
+	if (svc->live_threads >= svc->opts.max_threads) {
+		if (!svc->told_full)
+			egress_sandbox_log(sb, 0, "%u proxy connections at once, the most this "
+					   "server serves: refusing more", svc->live_threads);
+		svc->told_full = true;
+		close(fd);
+		egress_sandbox_conn_end(sb);
+		return;
+	}
+	svc->told_full = false;
+	c = xzalloc(sizeof(*c));
 	c->sb = egress_sandbox_ref(sb);
 	c->fd = fd;
-	svc->live_threads++; /* under svc->lock */
+	c->up_fd = -1;
+	c->next = svc->conns;
+	if (svc->conns)
+		svc->conns->prev = c;
+	svc->conns = c;
+	svc->live_threads++;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, CONN_STACK_SIZE);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -431,6 +492,9 @@ static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *
 	if (r != 0) {
 		egress_sandbox_log(sb, 0, "cannot start a connection thread: %s", strerror(r));
 		svc->live_threads--;
+		svc->conns = c->next;
+		if (c->next)
+			c->next->prev = NULL;
 		egress_sandbox_conn_end(sb);
 		close(fd);
 		egress_sandbox_unref(sb);
@@ -439,9 +503,13 @@ static void start_proxy_conn(struct egress_service *svc, struct egress_sandbox *
 }
 
 /* Under svc->lock. */
-static void accept_all(struct egress_service *svc, struct listener *l)
+/* Under svc->lock: accept what waits on l, a bounded batch so that one
+ * sandbox connecting in a loop cannot keep the acceptor (and the lock)
+ * from the others; epoll reports the rest again. */
+#define ACCEPT_BATCH 16
+static void accept_some(struct egress_service *svc, struct listener *l)
 {
-	for (;;) {
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		struct cr_error err = CR_ERROR_INIT;
 
@@ -457,8 +525,12 @@ static void accept_all(struct egress_service *svc, struct listener *l)
 		l->sb->report.connections++;
 		pthread_mutex_unlock(&l->sb->lock);
 		if (!egress_sandbox_conn_begin(l->sb)) {
-			egress_sandbox_log(l->sb, 1, "more than %u connections at once: refused",
-					   svc->opts.max_connections);
+			/* Logged once per execution: the sandbox decides how
+			 * often this happens. */
+			if (!l->sb->told_max)
+				egress_sandbox_log(l->sb, 1, "more than %u connections at once: refused",
+						   svc->opts.max_connections);
+			l->sb->told_max = true;
 			close(fd);
 			continue;
 		}
@@ -493,7 +565,7 @@ static void *acceptor_main(void *arg)
 				continue;
 			}
 			if (!l->closed && !svc->stopping)
-				accept_all(svc, l);
+				accept_some(svc, l);
 		}
 		dead = svc->graveyard;
 		svc->graveyard = NULL;
@@ -531,6 +603,8 @@ struct egress_service *egress_service_new(const struct egress_options *opts,
 		svc->opts.head_timeout_ms = 10000;
 	if (svc->opts.max_connections == 0)
 		svc->opts.max_connections = 256;
+	if (svc->opts.max_threads == 0)
+		svc->opts.max_threads = 2048;
 	pthread_mutex_init(&svc->lock, NULL);
 	pthread_cond_init(&svc->idle, NULL);
 	svc->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -573,13 +647,14 @@ void egress_service_free(struct egress_service *svc)
 	wake(svc);
 	pthread_join(svc->acceptor, NULL);
 	broker_free(svc->broker);
-	/* Proxy connections of sandboxes that are gone end as soon as they
-	 * see their peer close; give them a moment, and if one is stuck (a
-	 * slow name lookup), leave the service allocated rather than pull it
-	 * from under the thread: the process is about to exit. */
+	/* Shut down, proxy connections end at once; one stuck in a slow name
+	 * lookup may take longer: then the service is left allocated rather
+	 * than pulled from under its thread (the process is about to exit). */
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 5;
 	pthread_mutex_lock(&svc->lock);
+	for (struct egress_conn *c = svc->conns; c; c = c->next)
+		conn_shutdown_locked(c);
 	while (svc->live_threads > 0)
 		if (pthread_cond_timedwait(&svc->idle, &svc->lock, &deadline) == ETIMEDOUT) {
 			idle = svc->live_threads == 0;

@@ -25,8 +25,9 @@
  * connection is handed to libmicrohttpd (thread per connection) and
  * forwarded with libcurl.  The context of an execution, `struct
  * egress_sandbox`, is reference counted: the listening sockets and every
- * live connection hold a reference, so a connection may outlive the
- * execution's result by the moment it takes to see the peer close.
+ * live connection hold a reference.  When the execution ends its
+ * connections are shut down (both sockets), so none outlives it by more
+ * than the moment its thread takes to see that.
  */
 #ifndef CORRAL_EGRESS_EGRESS_H
 #define CORRAL_EGRESS_EGRESS_H
@@ -61,6 +62,7 @@ struct egress_options {
 	uint32_t idle_timeout_ms;      /* a tunnel with no bytes either way; 0: 300000 */
 	uint32_t head_timeout_ms;      /* to send a whole request head; 0: 10000 */
 	uint32_t max_connections;      /* per sandbox, at once; 0: 256 */
+	uint32_t max_threads;          /* proxy connections, all sandboxes; 0: 2048 */
 	/* Log one line (no newline); may be NULL.  Called from any thread. */
 	void (*log)(void *data, int level, const char *line);
 	void *log_data;
@@ -71,8 +73,9 @@ struct egress_service;
 /* Start the acceptor thread and the broker's HTTP engine. */
 struct egress_service *egress_service_new(const struct egress_options *opts,
 					  struct cr_error *err);
-/* Stop accepting, close every listener, wait for the acceptor.  Live
- * connections are shut down; their threads end on their own. */
+/* Stop accepting, close every listener, wait for the acceptor, shut
+ * down every live connection and wait (a few seconds at most) for their
+ * threads to end. */
 void egress_service_free(struct egress_service *svc);
 
 /* Where a broker forwards, and the credential it adds.  Strings owned by
@@ -132,9 +135,10 @@ struct egress_report {
 	uint64_t denials;         /* refusals, counting repeats */
 };
 
-/* Stop accepting new connections, copy the report into *out and drop the
- * caller's reference.  Connections still open end when their peer closes
- * (the sandbox's processes are gone by then) or at the idle deadline. */
+/* Stop accepting new connections, shut down the proxy connections still
+ * open (the sandbox's processes are gone by then; a broker connection
+ * ends when libmicrohttpd sees its peer close), copy the report into *out
+ * and drop the caller's reference. */
 void egress_sandbox_close(struct egress_sandbox *sb, struct egress_report *out);
 void egress_report_release(struct egress_report *r);
 
@@ -167,9 +171,17 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 void broker_free(struct broker *b);
 
 /* The forward proxy (forward.c): serve one accepted connection on the
- * proxy port, on the calling thread, until it closes.  `fd` is taken;
- * the caller ends the connection afterwards. */
-void forward_serve(struct egress_sandbox *sb, int fd);
+ * proxy port, on the calling thread, until it is over.  The caller (the
+ * connection's thread in egress.c) owns `fd` and closes it afterwards,
+ * with the upstream socket forward.c registered with
+ * egress_conn_set_upstream(): both are on a list that
+ * egress_sandbox_close() walks to shut them down, since a tunnel must not
+ * outlive its execution. */
+struct egress_conn;
+void forward_serve(struct egress_sandbox *sb, int fd, struct egress_conn *conn);
+/* Register the upstream socket (closed by the caller in any case); false
+ * when the execution has ended meanwhile: give up. */
+bool egress_conn_set_upstream(struct egress_conn *conn, int fd);
 
 /* Counters, bumped by forward.c and broker.c. */
 void egress_count(uint64_t *counter);

@@ -28,7 +28,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +101,11 @@ static int read_request(struct egress_sandbox *sb, int fd, struct head *h,
 		int64_t left = ms_left(deadline);
 		ssize_t r;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+		int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0) {
 			if (h->len > 0)
 				reply(fd, 408, "Request Timeout", "head_timeout",
 				      "the request head did not arrive in time");
@@ -127,13 +134,15 @@ static int read_request(struct egress_sandbox *sb, int fd, struct head *h,
 	return 0;
 }
 
+/* Refuse: `reason` (the whole sentence) for the log and the audit,
+ * `shown` for the sandbox. */
 static void deny(struct egress_sandbox *sb, int fd, const struct proxy_request *t, int status,
-		 const char *phrase, const char *code, const char *reason)
+		 const char *phrase, const char *code, const char *reason, const char *shown)
 {
 	egress_count(&egress_counters.proxy_denied);
 	egress_sandbox_record(sb, false, t->display, code, reason);
 	egress_sandbox_log(sb, 1, "refused %s: %s", t->display, reason);
-	reply(fd, status, phrase, code, reason);
+	reply(fd, status, phrase, code, shown);
 }
 
 /* Connect to `ai` within the deadline; the socket (blocking), or -1. */
@@ -180,7 +189,71 @@ static int connect_to(const struct addrinfo *ai, int port, uint64_t deadline, in
 	return s;
 }
 
-/* Resolve, check and connect; the upstream socket, or -1 after answering. */
+/* The host's own addresses (every interface's), read at most once a
+ * second: in mode open (or with a literal entry for some other address) a
+ * public address of the host itself is not "the internet" but its own
+ * services, which listen there too and are reached over `lo`. */
+static pthread_mutex_t host_addrs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sockaddr_storage host_addrs[64];
+static size_t n_host_addrs;
+static uint64_t host_addrs_at;
+
+static bool same_address(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+	if (a->sa_family != b->ss_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+			      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static bool is_host_address(const struct sockaddr *addr)
+{
+	uint64_t now = now_ns();
+	bool found = false;
+	struct sockaddr_in v4;
+	const struct sockaddr *want = addr;
+
+	/* An IPv4-mapped IPv6 address is the IPv4 address. */
+	if (addr->sa_family == AF_INET6) {
+		const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (memcmp(a, mapped, 12) == 0) {
+			memset(&v4, 0, sizeof(v4));
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr, a + 12, 4);
+			want = (const struct sockaddr *)&v4;
+		}
+	}
+	pthread_mutex_lock(&host_addrs_lock);
+	if (host_addrs_at == 0 || now - host_addrs_at > 1000000000u) {
+		struct ifaddrs *ifa = NULL;
+		n_host_addrs = 0;
+		if (getifaddrs(&ifa) == 0) {
+			for (struct ifaddrs *i = ifa; i && n_host_addrs < ARRAY_SIZE(host_addrs); i = i->ifa_next) {
+				if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+							    i->ifa_addr->sa_family != AF_INET6))
+					continue;
+				memcpy(&host_addrs[n_host_addrs++], i->ifa_addr,
+				       i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+									 : sizeof(struct sockaddr_in6));
+			}
+			freeifaddrs(ifa);
+		}
+		host_addrs_at = now;
+	}
+	for (size_t i = 0; i < n_host_addrs && !found; i++)
+		found = same_address(want, &host_addrs[i]);
+	pthread_mutex_unlock(&host_addrs_lock);
+	return found;
+}
+
+/* Resolve, check and connect; the upstream socket, or -1 after answering.
+ * A refused name is answered without the addresses it resolved to (the
+ * sandbox would learn the host's internal DNS from them); the log and the
+ * audit keep the whole sentence. */
 static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_request *t)
 {
 	const struct egress_policy *pol = egress_sandbox_policy(sb);
@@ -193,7 +266,7 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 	uint64_t deadline;
 
 	if (!egress_check_name(pol, t->host, t->port, &v)) {
-		deny(sb, fd, t, 403, "Forbidden", v.code, v.reason);
+		deny(sb, fd, t, 403, "Forbidden", v.code, v.reason, v.reason);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -203,12 +276,27 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 	if (gai != 0) {
 		snprintf(sentence, sizeof(sentence), "cannot resolve '%s': %s", t->host,
 			 gai_strerror(gai));
-		deny(sb, fd, t, 502, "Bad Gateway", "unresolvable", sentence);
+		deny(sb, fd, t, 502, "Bad Gateway", "unresolvable", sentence, sentence);
 		return -1;
 	}
 	deadline = now_ns() + (uint64_t)o->connect_timeout_ms * 1000000u;
 	for (struct addrinfo *ai = res; ai && s < 0; ai = ai->ai_next) {
-		if (!egress_check_address(pol, t->host, t->port, ai->ai_addr, &v)) {
+		bool ok = egress_check_address(pol, t->host, t->port, ai->ai_addr, &v);
+		if (ok && is_host_address(ai->ai_addr) &&
+		    !egress_policy_lists_address(pol, ai->ai_addr, t->port)) {
+			char text[INET6_ADDRSTRLEN] = "";
+			const void *a = ai->ai_family == AF_INET
+						? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+						: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+			inet_ntop(ai->ai_family, a, text, sizeof(text));
+			ok = false;
+			v.allowed = false;
+			v.code = "host_address";
+			snprintf(v.reason, sizeof(v.reason),
+				 "egress to '%s' refused: %s is an address of this host itself", t->display,
+				 text);
+		}
+		if (!ok) {
 			if (!any_refused)
 				first_refusal = v;
 			any_refused = true;
@@ -221,16 +309,27 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 	}
 	freeaddrinfo(res);
 	if (!any_allowed) {
-		deny(sb, fd, t, 403, "Forbidden", first_refusal.code, first_refusal.reason);
+		/* A literal address is the sandbox's own words; for a name,
+		 * say only what kind of address it resolves to. */
+		unsigned char probe[16];
+		bool literal = inet_pton(AF_INET, t->host, probe) == 1 ||
+			       inet_pton(AF_INET6, t->host, probe) == 1;
+		if (literal)
+			snprintf(sentence, sizeof(sentence), "%s", first_refusal.reason);
+		else
+			snprintf(sentence, sizeof(sentence),
+				 "egress to '%s' refused: the name resolves to an address the policy "
+				 "does not allow (%s)", t->display, first_refusal.code);
+		deny(sb, fd, t, 403, "Forbidden", first_refusal.code, first_refusal.reason, sentence);
 		return -1;
 	}
 	if (s < 0) {
 		snprintf(sentence, sizeof(sentence), "cannot connect to '%s': %s", t->display,
 			 strerror(cerr ? cerr : ETIMEDOUT));
 		if (cerr == ETIMEDOUT || cerr == 0)
-			deny(sb, fd, t, 504, "Gateway Timeout", "unreachable", sentence);
+			deny(sb, fd, t, 504, "Gateway Timeout", "unreachable", sentence, sentence);
 		else
-			deny(sb, fd, t, 502, "Bad Gateway", "unreachable", sentence);
+			deny(sb, fd, t, 502, "Bad Gateway", "unreachable", sentence, sentence);
 		return -1;
 	}
 	egress_count(&egress_counters.proxy_allowed);
@@ -244,85 +343,139 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 struct direction {
 	int from, to;
 	int pipe[2];
+	size_t cap;              /* the pipe's size */
 	size_t queued;           /* bytes in the pipe */
-	bool eof;                /* `from` ended */
-	bool done;               /* and the pipe is drained, `to` half-closed */
+	uint64_t left;           /* bytes still to carry (UINT64_MAX: to EOF) */
+	bool full;               /* the last splice in found no room */
+	bool eof;                /* `from` ended, or `left` reached 0 */
+	bool done;               /* nothing more will move this way */
 };
 
+/* Move what can move one way.  -1 when the tunnel must end (an error that
+ * is not a would-block). */
 static int relay_step(struct direction *d, short from_rev, short to_rev, bool *moved)
 {
-	if (!d->eof && (from_rev & (POLLIN | POLLHUP | POLLERR)) && d->queued < PIPE_CAP) {
-		ssize_t r = splice(d->from, NULL, d->pipe[1], NULL, PIPE_CAP - d->queued,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (!d->done && !d->eof && !d->full && d->queued >= d->cap)
+		d->full = true; /* a splice of 0 bytes would read as EOF */
+	if (!d->done && !d->eof && !d->full && (from_rev & (POLLIN | POLLHUP | POLLERR))) {
+		size_t want = d->cap - d->queued;
+		ssize_t r;
+		if (want > d->left)
+			want = (size_t)d->left;
+		r = splice(d->from, NULL, d->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (r > 0) {
 			d->queued += (size_t)r;
+			d->left -= (uint64_t)r;
 			*moved = true;
+			if (d->left == 0)
+				d->eof = true;
 		} else if (r == 0) {
 			d->eof = true;
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else if (errno == EAGAIN) {
+			/* Either the socket had nothing (then poll lied about
+			 * it only with POLLHUP/POLLERR, handled by the caller)
+			 * or the pipe is full: wait for it to drain. */
+			d->full = d->queued > 0;
+		} else if (errno != EINTR) {
 			return -1;
 		}
 	}
-	if (d->queued > 0 && (to_rev & (POLLOUT | POLLERR | POLLHUP))) {
+	if (!d->done && d->queued > 0 && (to_rev & (POLLOUT | POLLERR | POLLHUP))) {
 		ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, d->queued,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (w > 0) {
 			d->queued -= (size_t)w;
+			d->full = false;
 			*moved = true;
 		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
 			return -1;
 		}
 	}
 	if (d->eof && d->queued == 0 && !d->done) {
-		shutdown(d->to, SHUT_WR);
+		/* A request carried to its end leaves the origin's side open:
+		 * it answers, then closes ("Connection: close"). */
+		if (d->left != 0)
+			shutdown(d->to, SHUT_WR);
 		d->done = true;
 	}
 	return 0;
 }
 
-static void relay(struct egress_sandbox *sb, int a, int b)
+/* Carry bytes both ways between the sandbox's socket `a` and the
+ * upstream `b`, at most `a_to_b` bytes from a (UINT64_MAX: until EOF),
+ * until both ways are done, either socket fails, or nothing moves for
+ * idle_timeout_ms. */
+static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 {
 	const struct egress_options *o = egress_sandbox_options(sb);
-	struct direction d[2] = { { a, b, { -1, -1 }, 0, false, false },
-				  { b, a, { -1, -1 }, 0, false, false } };
-	uint64_t idle_deadline = now_ns() + (uint64_t)o->idle_timeout_ms * 1000000u;
+	struct direction d[2] = {
+		{ .from = a, .to = b, .pipe = { -1, -1 }, .left = a_to_b },
+		{ .from = b, .to = a, .pipe = { -1, -1 }, .left = UINT64_MAX },
+	};
+	uint64_t idle_ns = (uint64_t)o->idle_timeout_ms * 1000000u;
+	uint64_t idle_deadline = now_ns() + idle_ns;
+	unsigned idle_wakeups = 0;
 
 	for (int i = 0; i < 2; i++) {
+		int sz;
 		if (pipe2(d[i].pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 			goto out;
-		fcntl(d[i].pipe[1], F_SETPIPE_SZ, PIPE_CAP);
+		sz = fcntl(d[i].pipe[1], F_SETPIPE_SZ, PIPE_CAP);
+		if (sz < 0)
+			sz = fcntl(d[i].pipe[1], F_GETPIPE_SZ);
+		d[i].cap = sz > 0 ? (size_t)sz : 4096;
 	}
+	d[0].eof = d[0].done = a_to_b == 0;
 	fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
 	fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK);
 	while (!(d[0].done && d[1].done)) {
 		struct pollfd pfd[2] = { { a, 0, 0 }, { b, 0, 0 } };
+		int64_t left = ms_left(idle_deadline);
 		bool moved = false;
 		int r;
 
-		for (int i = 0; i < 2; i++) {
-			struct pollfd *from = &pfd[i], *to = &pfd[1 - i];
-			if (!d[i].eof && d[i].queued < PIPE_CAP)
-				from->events |= POLLIN;
-			if (d[i].queued > 0)
-				to->events |= POLLOUT;
-		}
-		r = poll(pfd, 2, (int)ms_left(idle_deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
+		if (left <= 0) {
 			egress_sandbox_log(sb, 2, "tunnel idle for %u ms: closed", o->idle_timeout_ms);
 			break;
 		}
+		for (int i = 0; i < 2; i++) {
+			if (!d[i].done && !d[i].eof && !d[i].full && d[i].queued < d[i].cap)
+				pfd[i].events |= POLLIN;
+			if (!d[i].done && d[i].queued > 0)
+				pfd[1 - i].events |= POLLOUT;
+		}
+		r = poll(pfd, 2, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue; /* the deadline is checked above */
+		/* A reset or a socket error ends the tunnel: neither side can
+		 * be trusted to take or give more. */
+		if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL))
+			break;
 		if (relay_step(&d[0], pfd[0].revents, pfd[1].revents, &moved) < 0 ||
 		    relay_step(&d[1], pfd[1].revents, pfd[0].revents, &moved) < 0)
 			break;
-		/* A peer that reset or vanished with bytes still queued for it
-		 * will never take them. */
-		if (((pfd[0].revents & POLLERR) && d[1].queued) ||
-		    ((pfd[1].revents & POLLERR) && d[0].queued))
+		/* POLLHUP: that socket can take nothing more (its peer is gone
+		 * both ways, or the daemon shut it down at the execution's
+		 * end), so the way into it is done; the way out of it ends at
+		 * its EOF, which the splice above reads. */
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].revents & POLLHUP)
+				d[1 - i].done = true;
+		if (moved) {
+			idle_deadline = now_ns() + idle_ns;
+			idle_wakeups = 0;
+		} else if (++idle_wakeups > 64) {
+			/* Woken again and again with nothing to move: a state
+			 * poll keeps reporting that no step consumes.  Better
+			 * to end the tunnel than to spin. */
+			egress_sandbox_log(sb, 1, "tunnel woke %u times without progress: closed",
+					   idle_wakeups);
 			break;
-		if (moved)
-			idle_deadline = now_ns() + (uint64_t)o->idle_timeout_ms * 1000000u;
+		}
 	}
 out:
 	for (int i = 0; i < 2; i++) {
@@ -333,10 +486,10 @@ out:
 	}
 }
 
-/* Close after an answer without losing it: closing a socket with unread
- * input makes the kernel send a reset, which can overtake the answer.  So
+/* Before closing after an answer: closing a socket with unread input
+ * makes the kernel send a reset, which can overtake the answer.  So
  * half-close, then read and drop what the peer still sends, for a moment. */
-static void linger_close(int fd)
+static void linger(int fd)
 {
 	uint64_t deadline = now_ns() + 1000000000u;
 	size_t dropped = 0;
@@ -353,19 +506,22 @@ static void linger_close(int fd)
 			break;
 		dropped += (size_t)r;
 	}
-	close(fd);
 }
 
-void forward_serve(struct egress_sandbox *sb, int fd)
+void forward_serve(struct egress_sandbox *sb, int fd, struct egress_conn *conn)
 {
 	struct head *h = xzalloc(sizeof(*h));
 	struct proxy_request t;
+	uint64_t body = UINT64_MAX;
 	int up = -1;
 
 	if (read_request(sb, fd, h, &t) < 0)
-		goto out;
+		goto refused;
 	up = open_upstream(sb, fd, &t);
 	if (up < 0)
+		goto refused;
+	/* From here the execution's end shuts the upstream down too. */
+	if (!egress_conn_set_upstream(conn, up))
 		goto out;
 	if (t.tunnel) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -378,19 +534,27 @@ void forward_serve(struct egress_sandbox *sb, int fd)
 		free(head);
 		if (!ok)
 			goto out;
+		body = t.body_len;
 	}
-	/* What the sandbox sent after the head (a TLS hello, a body). */
-	if (h->len > h->head_len && !send_all(up, h->buf + h->head_len, h->len - h->head_len))
-		goto out;
+	/* What the sandbox sent after the head: a TLS hello, or the start of
+	 * the body (and never more than the body). */
+	if (h->len > h->head_len) {
+		uint64_t extra = h->len - h->head_len;
+		if (extra > body)
+			extra = body;
+		if (!send_all(up, h->buf + h->head_len, (size_t)extra))
+			goto out;
+		if (body != UINT64_MAX)
+			body -= extra;
+	}
 	free(h);
 	h = NULL;
-	relay(sb, fd, up);
-	close(up);
-	close(fd);
-	return;
+	relay(sb, fd, up, body);
+	goto out;
+refused:
+	linger(fd);
 out:
 	free(h);
-	if (up >= 0)
-		close(up);
-	linger_close(fd);
+	/* The caller closes fd and up (after taking them off the list the
+	 * execution's end walks). */
 }

@@ -12,6 +12,8 @@
 
 struct parse_state {
 	struct proxy_request *rq;
+	uint64_t content_length;
+	bool chunked;
 	const char *url;
 	size_t url_len;
 	bool too_many;
@@ -65,6 +67,8 @@ static int on_headers_complete(http_parser *p)
 {
 	struct parse_state *st = p->data;
 	st->complete = true;
+	st->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
+	st->chunked = p->uses_transfer_encoding || (p->flags & F_CHUNKED);
 	/* Stop here: what follows (a body, a TLS hello) is the peer's to
 	 * send on, not ours to parse. */
 	return 0;
@@ -207,6 +211,11 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 		snprintf(rq->display, sizeof(rq->display), "%s:%d", rq->host, rq->port);
 
 	if (!rq->tunnel) {
+		if (st.chunked)
+			return refuse(why, 411, "Length Required", "bad_request",
+				      "a request body must come with a Content-Length: Transfer-Encoding "
+				      "is not proxied in absolute form (use CONNECT)");
+		rq->body_len = st.content_length;
 		if (u.field_set & (1 << UF_PATH)) {
 			rq->path = st.url + u.field_data[UF_PATH].off;
 			rq->path_len = (u.field_set & (1 << UF_QUERY))
@@ -236,19 +245,18 @@ char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 	size_t cap = PROXY_HEAD_MAX + 1024;
 	char *out = xmalloc(cap);
 	size_t n = 0;
-	bool have_host = false;
 
 	n += (size_t)snprintf(out, cap, "%s %.*s HTTP/%d.%d\r\n", rq->method, (int)rq->path_len,
 			      rq->path, rq->http_major, rq->http_minor);
 	for (size_t i = 0; i < rq->nh; i++) {
 		const struct proxy_header *h = &rq->h[i];
-		bool drop = h->nlen >= 6 && strncasecmp(h->name, "proxy-", 6) == 0;
+		bool drop = (h->nlen >= 6 && strncasecmp(h->name, "proxy-", 6) == 0) ||
+			    header_is(h, "host");
 
 		for (size_t k = 0; k < ARRAY_SIZE(hop) && !drop; k++)
 			drop = header_is(h, hop[k]);
 		if (drop)
 			continue;
-		have_host |= header_is(h, "host");
 		memcpy(out + n, h->name, h->nlen);
 		n += h->nlen;
 		out[n++] = ':';
@@ -260,7 +268,10 @@ char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 		out[n++] = '\r';
 		out[n++] = '\n';
 	}
-	if (!have_host)
+	if (rq->port == 80)
+		n += (size_t)snprintf(out + n, cap - n, strchr(rq->host, ':') ? "Host: [%s]\r\n" :
+					"Host: %s\r\n", rq->host);
+	else
 		n += (size_t)snprintf(out + n, cap - n, "Host: %s\r\n", rq->display);
 	n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
 	*len = n;

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PROXY_HEAD_MAX 16384
 #define PROXY_MAX_HEADERS 100
@@ -39,6 +40,7 @@ struct proxy_request {
 	int http_major, http_minor;
 	struct proxy_header h[PROXY_MAX_HEADERS];
 	size_t nh;
+	uint64_t body_len;           /* absolute form: Content-Length, or 0 */
 };
 
 /* Why a head was refused: the HTTP status and phrase, a code for the
@@ -60,9 +62,12 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 			struct proxy_refusal *why);
 
 /* The head to send the origin for an absolute-form request: origin-form
- * request line, the fields without hop-by-hop and Proxy-* ones, a Host
- * field if there was none, "Connection: close", the blank line.  Returns
- * a buffer (caller frees) of *len bytes. */
+ * request line, the fields without hop-by-hop, Proxy-* and Host ones, a
+ * Host field made from the URL (RFC 9112 3.2.2: the URL wins), then
+ * "Connection: close" and the blank line.  Exactly body_len bytes of body
+ * follow it, and nothing else: a second request on the connection is not
+ * read (an absolute-form request with a chunked body is refused, so the
+ * body's end is known).  Returns a buffer (caller frees) of *len bytes. */
 char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len);
 
 #endif

@@ -780,3 +780,21 @@ bool egress_check_address(const struct egress_policy *policy, const char *host, 
 		return decide_matches(v, hostport, lit);
 	return refuse_address(v, hostport, family, a, &c, h.kind == EGRESS_RULE_HOST);
 }
+
+bool egress_policy_lists_address(const struct egress_policy *policy, const struct sockaddr *addr,
+				 int port)
+{
+	const unsigned char *a;
+
+	if (addr == NULL)
+		return false;
+	if (addr->sa_family == AF_INET)
+		return find_literal(policy, AF_INET,
+				    (const unsigned char *)&((const struct sockaddr_in *)addr)->sin_addr,
+				    port) != NULL;
+	if (addr->sa_family != AF_INET6)
+		return false;
+	a = (const unsigned char *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+	return is_v4_mapped(a) ? find_literal(policy, AF_INET, a + 12, port) != NULL
+			       : find_literal(policy, AF_INET6, a, port) != NULL;
+}

@@ -180,4 +180,10 @@ bool egress_check_name(const struct egress_policy *policy, const char *host, int
 bool egress_check_address(const struct egress_policy *policy, const char *host, int port,
 			  const struct sockaddr *addr, struct egress_verdict *v);
 
+/* Whether an entry names `addr` (AF_INET or AF_INET6; an IPv4-mapped
+ * address as its IPv4 address) literally, with `port` if it gives one.
+ * The proxy refuses the host's own addresses unless this says so. */
+bool egress_policy_lists_address(const struct egress_policy *policy, const struct sockaddr *addr,
+				 int port);
+
 #endif

@@ -491,11 +491,11 @@ static int setup_egress(struct server *srv, struct MHD_Connection *conn, const s
 			size_t n = strcspn(*e, "=");
 			for (size_t k = 0; k < ARRAY_SIZE(proxy_vars); k++) {
 				if (strlen(proxy_vars[k]) == n && strncmp(*e, proxy_vars[k], n) == 0) {
-					egress_policy_release(&policy);
 					*ret = send_error(conn, 400, "validation_error", NULL,
 							  "'env_vars': '%s' is set by corral to its egress proxy in environment '%s' (network %s) and cannot be overridden",
 							  proxy_vars[k], a->env.name,
 							  egress_mode_name(policy.mode));
+					egress_policy_release(&policy);
 					return -1;
 				}
 			}

@@ -12,7 +12,8 @@
  *    holds no line that does not end in CRLF and none that continues the
  *    one before (no request smuggling through a bare LF or CR or a folded
  *    field), starts with "<method> /" and says
- *    "Connection: close", and no Proxy-* field survives. */
+ *    "Connection: close", has exactly one Host field, and no Proxy-* field
+ *    survives. */
 #define _GNU_SOURCE
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,6 +49,13 @@ static void check_origin_head(const struct proxy_request *rq)
 		p = lf + 1;
 	}
 	CHECK(memmem(h, n, "\r\nConnection: close\r\n\r\n", 23) != NULL);
+	/* Exactly one Host field, the URL's. */
+	{
+		int hosts = 0;
+		for (const char *p = h; (p = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL; p += 2)
+			hosts += end - p > 7 && strncasecmp(p + 2, "host:", 5) == 0;
+		CHECK(hosts == 1);
+	}
 	free(h);
 }
 

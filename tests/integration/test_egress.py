@@ -11,8 +11,10 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import socketserver
+import subprocess
 import threading
 
 import pytest
@@ -166,7 +168,8 @@ def test_https_tunnel_through_connect(server, key, tmp_path):
 def test_big_download_arrives_whole(server, key, origin):
     n = 32 << 20
     set_network(server, "allowlist", f"{origin.host}:{origin.port}")
-    out = run(server, key, f"curl -sS -m 60 http://{origin.host}:{origin.port}/big/{n} | sha256sum")
+    out = run(server, key, f"curl -sS -m 60 http://{origin.host}:{origin.port}/big/{n} | tee >(wc -c >&2) | sha256sum")
+    assert out["stderr"].strip() == str(n), out["stderr"]
     want = hashlib.sha256((bytes(range(256)) * 256 * (n // 65536 + 1))[:n]).hexdigest()
     assert out["stdout"].split()[0] == want
 
@@ -214,6 +217,12 @@ def test_a_name_that_resolves_to_loopback_is_refused(server, key, origin):
     assert out["stdout"].startswith("403\nrc=0\ncorral egress proxy: egress to "
                                     f"'localhost:{origin.port}' refused: ")
     assert "loopback" in out["stdout"]
+    # The sandbox is not told the address (it would learn the host's
+    # internal DNS that way); the audit has the whole sentence.
+    assert "127.0.0.1" not in out["stdout"].split("refused:")[1]
+    status, _, audit = server.request("GET", f"/admin/v1/audit?trace_id={out['trace_id']}",
+                                      key=server.admin_token)
+    assert "127.0.0.1" in audit["egress_denials"][0]["reason"]
     # Listing the address itself opens it, for that name too.
     set_network(server, "allowlist", "localhost", "127.0.0.1")
     o = Origin(host="127.0.0.1", name="lo-origin")
@@ -325,7 +334,7 @@ def test_proxy_variables_cannot_be_overridden(server, key):
                                      env_vars={"HTTPS_PROXY": "http://elsewhere:1"})
     assert status == 400
     assert body["error"] == "validation_error"
-    assert "HTTPS_PROXY" in body["message"] and "proxy" in body["message"]
+    assert "HTTPS_PROXY" in body["message"] and "(network open)" in body["message"]
 
 
 def test_idle_tunnel_is_closed(tmp_path):
@@ -354,3 +363,201 @@ EOF""")
     finally:
         listener.close()
         srv.stop()
+
+
+# --- what the security review found --------------------------------------------
+
+class Upstream:
+    """A TCP server on the host's loopback that records what it receives
+    and, per connection, how long it stayed open."""
+
+    def __init__(self, reply=b""):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.2", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.reply = reply
+        self.received = []
+        self.closed_after = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _conn(self, c):
+        import time as _t
+        t0 = _t.monotonic()
+        data = b""
+        c.settimeout(60)
+        try:
+            if self.reply:
+                # An HTTP/1.1 origin that closes after its answer: read the
+                # head and the body (Content-Length), answer, then take
+                # whatever else arrives for a moment (nothing should).
+                while b"\r\n\r\n" not in data:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    data += b
+                m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", data)
+                want = data.index(b"\r\n\r\n") + 4 + (int(m.group(1)) if m else 0)
+                while len(data) < want:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    data += b
+                c.sendall(self.reply)
+                c.settimeout(0.5)
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+        except (OSError, ValueError):
+            pass
+        with self.lock:
+            self.received.append(data)
+            self.closed_after.append(_t.monotonic() - t0)
+        c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_tunnels_end_with_the_execution_and_never_spin(server, key):
+    # Sandbox code half-closes its tunnels, then resets them, against an
+    # upstream that stays silent: the relay must neither spin nor keep the
+    # upstream connection once the execution is over.
+    up = Upstream()
+    try:
+        set_network(server, "allowlist", f"127.0.0.2:{up.port}")
+        before = cpu_seconds(server.proc.pid)
+        out = run(server, key, f"""python3 - <<'EOF'
+import socket, struct, time
+socks = []
+for i in range(4):
+    s = socket.create_connection(("127.0.0.1", 3128))
+    s.sendall(b"CONNECT 127.0.0.2:{up.port} HTTP/1.1\\r\\n\\r\\n")
+    assert s.recv(1024).startswith(b"HTTP/1.1 200")
+    socks.append(s)
+for s in socks[:2]:
+    s.shutdown(socket.SHUT_WR)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+time.sleep(1.5)
+print("done")
+EOF""")
+        assert out["stdout"] == "done\n"
+        # All four upstream connections are closed soon after the end
+        # (the idle timeout is 300 s).
+        wait_for(lambda: len(up.closed_after) == 4, 10, "the upstream connections to close")
+        spent = cpu_seconds(server.proc.pid) - before
+        assert spent < 1.0, f"the daemon used {spent:.2f} s of CPU for four idle tunnels"
+    finally:
+        up.close()
+
+
+def test_absolute_form_carries_one_request_with_the_urls_host(server, key):
+    up = Upstream(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        set_network(server, "allowlist", f"127.0.0.2:{up.port}")
+        out = run(server, key, f"""python3 - <<'EOF'
+import socket
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"POST http://127.0.0.2:{up.port}/a HTTP/1.1\\r\\nHost: other.example\\r\\n"
+          b"Content-Length: 5\\r\\n\\r\\nhello"
+          b"GET http://forbidden.example/secret HTTP/1.1\\r\\nHost: forbidden.example\\r\\n"
+          b"Authorization: Bearer for-forbidden\\r\\n\\r\\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.split(b"\\r\\n")[0].decode(), data.endswith(b"ok"))
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"POST http://127.0.0.2:{up.port}/c HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n")
+print(s.recv(65536).split(b"\\r\\n")[0].decode())
+EOF""")
+        assert out["stdout"].splitlines() == ["HTTP/1.1 200 OK True",
+                                              "HTTP/1.1 411 Length Required"], out
+        wait_for(lambda: len(up.received) == 1, 10, "the upstream to finish")
+        got = up.received[0]
+        assert got.startswith(b"POST /a HTTP/1.1\r\n"), got
+        assert f"\r\nHost: 127.0.0.2:{up.port}\r\n".encode() in got
+        assert b"other.example" not in got
+        assert got.endswith(b"\r\n\r\nhello"), got
+        assert b"forbidden" not in got
+    finally:
+        up.close()
+
+
+def test_open_refuses_the_hosts_own_public_address(tmp_path):
+    # The host's own addresses are its own services, reached over lo, not
+    # the internet.  The server runs in a network namespace of its own
+    # whose lo also holds 8.8.8.8 (an address the policy calls public),
+    # with a web server on it: nothing leaves the machine.
+    from conftest import CORRAL, free_port
+    port, web = free_port(), free_port()
+    state = tmp_path / "state"
+    boot = (f"ip link set lo up && ip addr add 8.8.8.8/32 dev lo && "
+            f"exec {CORRAL} serve --listen 127.0.0.1:{port} --state-dir {state}")
+    proc = subprocess.Popen(["unshare", "-n", "sh", "-c", boot], stdout=subprocess.DEVNULL,
+                            stderr=open(str(state) + ".log", "wb"))
+    inside = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"]
+    webp = None
+    try:
+        def healthy():
+            r = subprocess.run(inside + ["curl", "-sf", f"http://127.0.0.1:{port}/healthz"],
+                               capture_output=True)
+            return r.returncode == 0
+        wait_for(healthy, 15, "corral serve in its namespace")
+        webp = subprocess.Popen(inside + ["/usr/bin/python3", "-m", "http.server", "--bind",
+                                          "8.8.8.8", str(web)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        key = subprocess.run([CORRAL, "key", "create", "--env", "default", "--state-dir",
+                              str(state)], capture_output=True, text=True).stdout.strip()
+
+        def execute(code):
+            body = json.dumps({"code": code, "language": "bash"})
+            r = subprocess.run(inside + ["curl", "-sS", "-H", f"Authorization: Bearer {key}",
+                                         "-d", body, f"http://127.0.0.1:{port}/v1/sandbox/execute"],
+                               capture_output=True, text=True, timeout=60)
+            return json.loads(r.stdout)
+
+        def set_net(*args):
+            r = subprocess.run([CORRAL, "env", "set", "default", "--network", *args,
+                                "--state-dir", str(state)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+
+        wait_for(lambda: subprocess.run(inside + ["curl", "-sf", f"http://8.8.8.8:{web}/"],
+                                        capture_output=True).returncode == 0, 15, "the web server")
+        set_net("open")
+        out = execute(curl(f"http://8.8.8.8:{web}/"))
+        assert out["stdout"].startswith("403\nrc=0\ncorral egress proxy: egress to "
+                                        f"'8.8.8.8:{web}' refused: 8.8.8.8 is an address of "
+                                        "this host itself"), out
+        assert out["network"]["denied"] == [f"8.8.8.8:{web}"]
+        # Listed literally, it is reached, as any other address would be.
+        set_net("open", "--allow", "8.8.8.8")
+        out = execute(curl(f"http://8.8.8.8:{web}/"))
+        assert out["stdout"].startswith("200\nrc=0\n"), out
+        assert out["network"]["allowed"] == [f"8.8.8.8:{web}"]
+    finally:
+        if webp:
+            webp.kill()
+            webp.wait()
+        proc.terminate()
+        proc.wait(timeout=30)

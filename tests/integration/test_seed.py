@@ -203,7 +203,12 @@ def test_seed_broker_mode_git_never_holds_the_token(srv, git):
     (home / "go").touch()
     t.join(60)
     assert len(pids) >= 2, pids
-    assert not leaked, f"the token is in a sandbox process's memory: {leaked}"
+    # Under AddressSanitizer (make asan) every realloc moves and freed
+    # blocks wait in a quarantine, so copies the normal allocator reuses or
+    # never makes stay behind; the memory property is the production
+    # build's, checked by make check.
+    if "ASAN_OPTIONS" not in os.environ:
+        assert not leaked, f"the token is in a sandbox process's memory: {leaked}"
     assert_pushed(git, "brokered change", "changed through the broker")
     assert all(r.authorization for r in git.authorized_requests())
     # Nothing the sandbox could read holds it: not its files, environments,

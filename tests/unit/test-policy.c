@@ -768,6 +768,21 @@ static void test_literal_exception(void)
 	to_sockaddr("169.254.169.254", &ss);
 	CHECK(egress_check_address(&p, "169.254.169.254", 80, (struct sockaddr *)&ss, &v));
 	CHECK(!egress_check_address(&p, "169.254.169.254", 443, (struct sockaddr *)&ss, &v));
+
+	/* egress_policy_lists_address: the literal entries alone. */
+	to_sockaddr("10.0.0.5", &ss);
+	CHECK(egress_policy_lists_address(&p, (struct sockaddr *)&ss, 1));
+	to_sockaddr("::ffff:10.0.0.5", &ss);
+	CHECK(egress_policy_lists_address(&p, (struct sockaddr *)&ss, 1));
+	to_sockaddr("127.0.0.1", &ss);
+	CHECK(egress_policy_lists_address(&p, (struct sockaddr *)&ss, 8080));
+	CHECK(!egress_policy_lists_address(&p, (struct sockaddr *)&ss, 8081));
+	to_sockaddr("fd00::5", &ss);
+	CHECK(egress_policy_lists_address(&p, (struct sockaddr *)&ss, 443));
+	CHECK(!egress_policy_lists_address(&p, (struct sockaddr *)&ss, 80));
+	to_sockaddr("8.8.8.8", &ss);
+	CHECK(!egress_policy_lists_address(&p, (struct sockaddr *)&ss, 443));
+	CHECK(!egress_policy_lists_address(&p, NULL, 443));
 	egress_policy_release(&p);
 }
 

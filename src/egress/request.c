@@ -235,6 +235,29 @@ static bool header_is(const struct proxy_header *h, const char *name)
 	return h->nlen == strlen(name) && strncasecmp(h->name, name, h->nlen) == 0;
 }
 
+/* Whether a Connection field of rq names field h (RFC 9110 7.6.1: the
+ * fields it names are for this hop only). */
+static bool named_by_connection(const struct proxy_request *rq, const struct proxy_header *h)
+{
+	for (size_t i = 0; i < rq->nh; i++) {
+		const char *v = rq->h[i].value, *end;
+		if (!header_is(&rq->h[i], "connection") || v == NULL)
+			continue;
+		end = v + rq->h[i].vlen;
+		while (v < end) {
+			const char *tok;
+			while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+				v++;
+			tok = v;
+			while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+				v++;
+			if ((size_t)(v - tok) == h->nlen && strncasecmp(tok, h->name, h->nlen) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 {
 	/* Hop-by-hop fields, and every Proxy-* field: they were for us. */
@@ -251,7 +274,7 @@ char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 	for (size_t i = 0; i < rq->nh; i++) {
 		const struct proxy_header *h = &rq->h[i];
 		bool drop = (h->nlen >= 6 && strncasecmp(h->name, "proxy-", 6) == 0) ||
-			    header_is(h, "host");
+			    header_is(h, "host") || named_by_connection(rq, h);
 
 		for (size_t k = 0; k < ARRAY_SIZE(hop) && !drop; k++)
 			drop = header_is(h, hop[k]);

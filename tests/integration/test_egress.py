@@ -477,6 +477,7 @@ def test_absolute_form_carries_one_request_with_the_urls_host(server, key):
 import socket
 s = socket.create_connection(("127.0.0.1", 3128))
 s.sendall(b"POST http://127.0.0.2:{up.port}/a HTTP/1.1\\r\\nHost: other.example\\r\\n"
+          b"Connection: keep-alive, X-Hop-Only\\r\\nX-Hop-Only: 1\\r\\nX-End-To-End: 2\\r\\n"
           b"Content-Length: 5\\r\\n\\r\\nhello"
           b"GET http://forbidden.example/secret HTTP/1.1\\r\\nHost: forbidden.example\\r\\n"
           b"Authorization: Bearer for-forbidden\\r\\n\\r\\n")
@@ -500,6 +501,7 @@ EOF""")
         assert b"other.example" not in got
         assert got.endswith(b"\r\n\r\nhello"), got
         assert b"forbidden" not in got
+        assert b"X-Hop-Only" not in got and b"\r\nX-End-To-End: 2\r\n" in got
     finally:
         up.close()
 

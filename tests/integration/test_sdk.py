@@ -171,6 +171,7 @@ def test_execute_each_language(client, language, code, out):
     assert TRACE_RE.match(r.trace_id), r.trace_id
     assert isinstance(r.duration_ms, int) and r.duration_ms >= 0
     assert isinstance(r.credits_used, int) and r.credits_used >= 1
+    assert r.network == {"allowed": [], "denied": []}
 
 
 def test_execute_defaults_to_python_and_reads_like_a_mapping(sdk, client):
@@ -251,6 +252,7 @@ def test_get_execution(sdk, client):
     assert e.delivery_mode == "inline"
     assert ISO_RE.match(e.created_at) and ISO_RE.match(e.completed_at), e
     assert e.duration_ms == r.duration_ms and e.credits_used == r.credits_used
+    assert e.network == r.network == {"allowed": [], "denied": []}
     assert e["status"] == "failed"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 
 class _MappingMixin:
@@ -59,6 +59,8 @@ class ExecutionResult(_MappingMixin):
     ``success`` is true only for a zero exit; ``status`` is one of
     ``success``, ``failed``, ``timeout``, ``oom``, ``cancelled``, ``blocked``.
     ``exit_code`` is None when the program did not exit by itself.
+    ``network`` says what the execution's egress did:
+    ``{"allowed": ["host:port", ...], "denied": ["host:port", ...]}``.
     """
 
     success: bool = False
@@ -70,6 +72,7 @@ class ExecutionResult(_MappingMixin):
     status: Optional[str] = None
     duration_ms: Optional[int] = None
     credits_used: Optional[int] = None
+    network: Optional[Dict[str, List[str]]] = None
     extra: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -100,6 +103,7 @@ class Execution(_MappingMixin):
     created_at: Optional[str] = None
     completed_at: Optional[str] = None
     credits_used: Optional[int] = None
+    network: Optional[Dict[str, List[str]]] = None
     extra: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -10,7 +10,11 @@
  *   1. its body is read whole into a spool (on the heap up to
  *      BODY_MEM_MAX, then in a memfd; over BODY_MAX it is refused with
  *      413), so that curl can rewind it when it has to send it again on a
- *      fresh connection because the reused one had been closed upstream;
+ *      fresh connection because the reused one had been closed upstream.
+ *      The daemon pays for spools, not the sandbox: the bytes spooled at
+ *      once are capped per sandbox (SANDBOX_SPOOL_MAX) and in all
+ *      (SPOOL_MAX), and a body that does not fit is answered 503 with a
+ *      Retry-After.  A spool's bytes are given back when its request ends;
  *   2. a curl handle is added to the connection's multi handle (one client
  *      connection keeps reusing one upstream connection) with the same
  *      method, path and query, the end-to-end headers minus any credential
@@ -31,10 +35,11 @@
  * new_connection_process_()), so an fd number cannot be reused while its
  * entry or context is alive.  MHD closes a queued fd without any
  * notification only when it cannot start the connection at all (no
- * memory, at its connection limit, stopping); the entry left behind is
- * replaced when the fd number comes back (its sandbox reference is then
- * let go on MHD's thread, outside the caller's locks), or freed with the
- * broker.
+ * memory, at its connection limit, stopping).  The entry left behind
+ * would keep its sandbox (and the pages of its credential) alive, so each
+ * broker_add() and each CLOSED looks for entries whose fd no longer names
+ * the socket they were filed with, and their sandbox references are let
+ * go on MHD's thread, outside the caller's locks.
  *
  * A peer that goes away is noticed within WAIT_SLICE_MS while the thread
  * waits on the upstream (poll() for POLLRDHUP on its fd: a client that
@@ -47,16 +52,29 @@
  * a response the broker makes, a log line or the report.  TRACE, which
  * would have the upstream echo it back, is refused.
  *
+ * What is forwarded at all.  The credential goes only where its kind of
+ * client needs it: the github broker forwards git smart HTTP (.../info/refs
+ * with a git service, POST .../git-upload-pack and .../git-receive-pack),
+ * so a GitHub Enterprise base URL does not lend the token to its REST API;
+ * the anthropic broker forwards "/" and /v1/...; anything else is 403 and
+ * in the report.  A path with a ".." segment (plain or percent-encoded),
+ * a backslash or an encoded '/' or '\' is 400: an upstream or a server in
+ * front of it that decodes or normalises the path could be led out of
+ * what was allowed.  A header whose name is not a token or whose value
+ * holds a control character is 400 too: libmicrohttpd 0.9.75 takes
+ * "Transfer-Encoding : chunked" as a header named "Transfer-Encoding ",
+ * which would pass the name checks below and reach the upstream beside
+ * curl's own framing, with the credential attached.
+ *
  * NEEDSWORK: an upstream endpoint that echoed request headers in its body
  * would still hand the credential back; responses are not scrubbed.
- * NEEDSWORK: request bodies are capped one by one, not together: many
- * large uploads at once can hold many times BODY_MAX in memfds.
  */
 #define _GNU_SOURCE
 #include "egress/egress.h"
 #include "util/buf.h"
 #include "util/util.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
@@ -70,10 +88,14 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#define BODY_MAX ((uint64_t)256 << 20)         /* a request body */
-#define BODY_DISCARD_MAX ((uint64_t)64 << 20)  /* read past BODY_MAX to answer 413 */
+#define BODY_MAX ((uint64_t)64 << 20)          /* a request body */
+#define BODY_DISCARD_MAX ((uint64_t)64 << 20)  /* read past a refused body to answer */
+#define SANDBOX_SPOOL_MAX ((uint64_t)128 << 20) /* bodies spooled at once, one sandbox */
+#define SPOOL_MAX ((uint64_t)512 << 20)        /* bodies spooled at once, all sandboxes */
+#define SPOOL_RETRY_AFTER "5"                  /* seconds, for a 503 over a budget */
 #define BODY_MEM_MAX ((size_t)1 << 20)         /* spooled on the heap, then a memfd */
 #define RESP_HEAD_MAX ((size_t)32 << 10)       /* the upstream's response headers */
 #define RESP_HELD_MAX ((size_t)8 << 20)        /* body bytes a transfer holds */
@@ -85,11 +107,19 @@
 
 /* --- the request body ----------------------------------------------------- */
 
+static bool budget_charge(struct broker *b, const struct egress_sandbox *sb, uint64_t n);
+static void budget_return(struct broker *b, const struct egress_sandbox *sb, uint64_t n);
+
+/* A spool's bytes are charged to its sandbox's budget and the broker's
+ * from the first spool_add() until spool_release(); moving the struct
+ * moves the charge. */
 struct spool {
 	char *mem;
 	size_t cap;
 	int fd;            /* a memfd once over BODY_MEM_MAX, else -1 */
-	uint64_t size;     /* bytes in all (in mem while fd < 0) */
+	uint64_t size;     /* bytes in all (in mem while fd < 0), all charged */
+	struct broker *b;  /* charged to; NULL: nothing charged yet */
+	const struct egress_sandbox *sb;
 };
 
 static void spool_init(struct spool *s)
@@ -98,6 +128,8 @@ static void spool_init(struct spool *s)
 	s->cap = 0;
 	s->fd = -1;
 	s->size = 0;
+	s->b = NULL;
+	s->sb = NULL;
 }
 
 static void spool_release(struct spool *s)
@@ -105,11 +137,13 @@ static void spool_release(struct spool *s)
 	free(s->mem);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->b && s->size > 0)
+		budget_return(s->b, s->sb, s->size);
 	spool_init(s);
 }
 
-/* Returns 0, or -1 with errno set. */
-static int spool_add(struct spool *s, const char *data, size_t len)
+/* Store `len` more bytes (size is the caller's).  Returns 0, or -1. */
+static int spool_put(struct spool *s, const char *data, size_t len)
 {
 	if (s->fd < 0 && s->size + len > BODY_MEM_MAX) {
 		s->fd = memfd_create("corral-broker-body", MFD_CLOEXEC);
@@ -131,6 +165,29 @@ static int spool_add(struct spool *s, const char *data, size_t len)
 			s->cap = cap;
 		}
 		memcpy(s->mem + s->size, data, len);
+	}
+	return 0;
+}
+
+/* Add `len` bytes, charged to sb's budget in b (the first call decides
+ * which).  Returns 0, or -1 with errno set: EDQUOT when a budget has no
+ * room for them. */
+static int spool_add(struct spool *s, struct broker *b, const struct egress_sandbox *sb,
+		     const char *data, size_t len)
+{
+	if (s->b == NULL) {
+		s->b = b;
+		s->sb = sb;
+	}
+	if (!budget_charge(s->b, s->sb, len)) {
+		errno = EDQUOT;
+		return -1;
+	}
+	if (spool_put(s, data, len) < 0) {
+		int e = errno;
+		budget_return(s->b, s->sb, len);
+		errno = e;
+		return -1;
 	}
 	s->size += len;
 	return 0;
@@ -159,9 +216,21 @@ static ssize_t spool_read(const struct spool *s, uint64_t pos, char *out, size_t
 
 struct pending {
 	int fd;
+	dev_t dev;                     /* the socket fd named when it was filed */
+	ino_t ino;
 	struct egress_sandbox *sb;     /* a reference */
 	enum egress_port_kind kind;
 	struct pending *next;
+};
+
+/* The request bodies one sandbox has spooled.  An entry lives only while
+ * a spool of that sandbox holds bytes; a spool belongs to a request of a
+ * connection, which holds a reference to the sandbox, so the key cannot
+ * come to name another sandbox meanwhile. */
+struct budget {
+	const struct egress_sandbox *sb;
+	uint64_t bytes;
+	struct budget *next;
 };
 
 struct broker {
@@ -175,6 +244,8 @@ struct broker {
 	pthread_mutex_t lock;
 	struct pending *pending;       /* under lock */
 	struct pending *stale;         /* under lock: to free on MHD's thread */
+	uint64_t spooled;              /* under lock: body bytes, all sandboxes */
+	struct budget *budgets;        /* under lock: per sandbox, those with any */
 };
 
 /* One client connection: MHD's socket context. */
@@ -194,6 +265,7 @@ struct breq {
 	bool begun;
 	bool too_large;
 	bool spool_failed;
+	bool over_budget;
 	uint64_t received;
 	struct spool body;
 };
@@ -226,6 +298,63 @@ struct transfer {
 	char label[LOG_PATH_MAX + 32]; /* "POST /v1/messages", for the log */
 	char errbuf[CURL_ERROR_SIZE];
 };
+
+/* Charge n spooled bytes to sb and to all; false, charging nothing, when
+ * either budget has no room. */
+static bool budget_charge(struct broker *b, const struct egress_sandbox *sb, uint64_t n)
+{
+	struct budget *bu;
+	bool ok = false;
+
+	pthread_mutex_lock(&b->lock);
+	for (bu = b->budgets; bu && bu->sb != sb; bu = bu->next)
+		;
+	if (b->spooled + n <= SPOOL_MAX && (bu ? bu->bytes : 0) + n <= SANDBOX_SPOOL_MAX) {
+		if (bu == NULL) {
+			bu = xzalloc(sizeof(*bu));
+			bu->sb = sb;
+			bu->next = b->budgets;
+			b->budgets = bu;
+		}
+		bu->bytes += n;
+		b->spooled += n;
+		ok = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+static void budget_return(struct broker *b, const struct egress_sandbox *sb, uint64_t n)
+{
+	struct budget **pp, *bu;
+
+	pthread_mutex_lock(&b->lock);
+	b->spooled -= n;
+	for (pp = &b->budgets; (bu = *pp) != NULL; pp = &bu->next)
+		if (bu->sb == sb) {
+			bu->bytes -= n;
+			if (bu->bytes == 0) {
+				*pp = bu->next;
+				free(bu);
+			}
+			break;
+		}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Whether n more bytes would fit sb's budget and the broker's now. */
+static bool budget_room(struct broker *b, const struct egress_sandbox *sb, uint64_t n)
+{
+	struct budget *bu;
+	bool ok;
+
+	pthread_mutex_lock(&b->lock);
+	for (bu = b->budgets; bu && bu->sb != sb; bu = bu->next)
+		;
+	ok = (bu ? bu->bytes : 0) + n <= SANDBOX_SPOOL_MAX && b->spooled + n <= SPOOL_MAX;
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
 
 static const char *kind_name(enum egress_port_kind kind)
 {
@@ -298,18 +427,55 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
+/* Under b->lock: move the entries MHD dropped without a word to
+ * b->stale.  An entry's fd is MHD's until STARTED takes the entry, so
+ * while MHD holds the connection the fd still names the socket filed;
+ * once MHD has closed it, the number is free or names something else. */
+static void pending_sweep_locked(struct broker *b)
+{
+	struct pending **pp = &b->pending, *p;
+	struct stat st;
+
+	while ((p = *pp) != NULL) {
+		if (fstat(p->fd, &st) == 0 && st.st_dev == p->dev && st.st_ino == p->ino) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = b->stale;
+		b->stale = p;
+	}
+}
+
+/* On MHD's thread: sweep, and let the stale entries' sandboxes go. */
+static void pending_reap(struct broker *b)
+{
+	struct pending *stale;
+
+	pthread_mutex_lock(&b->lock);
+	pending_sweep_locked(b);
+	stale = steal_pointer(&b->stale);
+	pthread_mutex_unlock(&b->lock);
+	while (stale) {
+		struct pending *next = stale->next;
+		pending_free(stale);
+		stale = next;
+	}
+}
+
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
 	struct broker *b = cls;
 	const union MHD_ConnectionInfo *ci;
 	const struct egress_broker_target *tg;
-	struct pending *p = NULL, *stale;
+	struct pending *p = NULL;
 	struct bconn *c;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
 		bconn_unref(*socket_context);
 		*socket_context = NULL;
+		pending_reap(b);
 		return;
 	}
 	if (code != MHD_CONNECTION_NOTIFY_STARTED)
@@ -319,13 +485,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 	pthread_mutex_lock(&b->lock);
 	if (ci)
 		p = pending_take_fd(b, ci->connect_fd);
-	stale = steal_pointer(&b->stale);
 	pthread_mutex_unlock(&b->lock);
-	while (stale) {
-		struct pending *next = stale->next;
-		pending_free(stale);
-		stale = next;
-	}
+	pending_reap(b);
 	if (p == NULL)
 		return; /* cannot happen; its requests are refused */
 	c = xzalloc(sizeof(*c));
@@ -385,8 +546,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* --- replies the broker makes itself -------------------------------------- */
 
-static enum MHD_Result reply_error(struct MHD_Connection *mc, unsigned status, const char *code,
-				   const char *message)
+/* A JSON error {"error": code, "message": message}; with a Retry-After
+ * when retry_after is not NULL. */
+static enum MHD_Result reply_refusal(struct MHD_Connection *mc, unsigned status,
+				     const char *code, const char *message,
+				     const char *retry_after)
 {
 	json_t *o = json_pack("{s:s, s:s}", "error", code, "message", message);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -402,9 +566,31 @@ static enum MHD_Result reply_error(struct MHD_Connection *mc, unsigned status, c
 	if (r == NULL)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (retry_after)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
 	ret = MHD_queue_response(mc, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *mc, unsigned status, const char *code,
+				   const char *message)
+{
+	return reply_refusal(mc, status, code, message, NULL);
+}
+
+static enum MHD_Result reply_over_budget(struct bconn *c, struct MHD_Connection *mc)
+{
+	cleanup_free char *msg = xasprintf(
+		"the broker holds at most %llu MiB of request bodies for an execution and %llu "
+		"MiB in all at once, and this one does not fit now: retry when other requests "
+		"are done",
+		(unsigned long long)(SANDBOX_SPOOL_MAX >> 20),
+		(unsigned long long)(SPOOL_MAX >> 20));
+
+	egress_sandbox_log(c->sb, 1, "a request body does not fit the broker's budget: 503");
+	return reply_refusal(mc, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", msg,
+			     SPOOL_RETRY_AFTER);
 }
 
 /* --- headers -------------------------------------------------------------- */
@@ -476,6 +662,39 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+static bool is_tchar(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* A header field as RFC 9110 5 has it: the name a token, the value free
+ * of control characters but HTAB (obs-text, bytes over 0x7f, is let
+ * through). */
+static bool field_ok(const char *name, const char *value)
+{
+	if (name == NULL || name[0] == '\0')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!is_tchar(*p))
+			return false;
+	for (const unsigned char *v = (const unsigned char *)(value ? value : ""); *v; v++)
+		if ((*v < 0x20 && *v != '\t') || *v == 0x7f)
+			return false;
+	return true;
+}
+
+static enum MHD_Result check_field(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	bool *bad = cls;
+
+	if (field_ok(key, value))
+		return MHD_YES;
+	*bad = true;
+	return MHD_NO;
+}
+
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
 				   const char *value)
 {
@@ -483,7 +702,8 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
 	size_t len = strlen(key);
 	char *line;
 
-	if (hop_by_hop(key, len) || listed(h->connection.data, key, len) ||
+	/* begin() refused a request with such a field; never pass one on. */
+	if (!field_ok(key, value) || hop_by_hop(key, len) || listed(h->connection.data, key, len) ||
 	    name_is(key, len, "host") || name_is(key, len, "content-length") ||
 	    name_is(key, len, "expect") || name_is(key, len, "x-api-key") ||
 	    name_is(key, len, "authorization"))
@@ -776,8 +996,7 @@ static bool method_ok(const char *m)
 	if (m == NULL || *m == '\0')
 		return false;
 	for (; *m; m++)
-		if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') ||
-		      (*m >= '0' && *m <= '9') || strchr("!#$%&'*+-.^_`|~", *m)))
+		if (!is_tchar(*m))
 			return false;
 	return true;
 }
@@ -791,6 +1010,75 @@ static bool target_ok(const char *s)
 		if (*s <= 0x20 || *s >= 0x7f || *s == '#')
 			return false;
 	return true;
+}
+
+/* Whether the path (`len` bytes) could mean another one to a server that
+ * decodes or normalises it: a ".." segment, also with its dots
+ * percent-encoded, a backslash, or an encoded '/' or '\'. */
+static bool path_ambiguous(const char *path, size_t len)
+{
+	const char *p = path, *end = path + len;
+
+	while (p < end) {
+		const char *seg_end = memchr(p, '/', (size_t)(end - p));
+		unsigned dots = 0;
+		bool only_dots = true;
+
+		if (seg_end == NULL)
+			seg_end = end;
+		for (const char *q = p; q < seg_end;) {
+			if (*q == '\\')
+				return true;
+			if (*q == '%' && seg_end - q >= 3) {
+				char hex[3] = { q[1], (char)tolower((unsigned char)q[2]), '\0' };
+				if (strcmp(hex, "2f") == 0 || strcmp(hex, "5c") == 0)
+					return true;
+				if (strcmp(hex, "2e") == 0) {
+					dots++;
+					q += 3;
+					continue;
+				}
+			}
+			if (*q == '.')
+				dots++;
+			else
+				only_dots = false;
+			q++;
+		}
+		if (only_dots && dots == 2)
+			return true;
+		p = seg_end + 1;
+	}
+	return false;
+}
+
+static bool ends_with(const char *s, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+/* Whether the broker of `kind` forwards `method` to this path (`plen`
+ * bytes) and query (NULL: none): what its kind of client needs, and no
+ * more, since the credential goes with it. */
+static bool path_allowed(enum egress_port_kind kind, const char *method, const char *path,
+			 size_t plen, const char *query)
+{
+	if (kind == EGRESS_PORT_GITHUB) {
+		/* git's smart HTTP: the ref advertisement, then the pack. */
+		if (ends_with(path, plen, "/info/refs"))
+			return (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) &&
+			       query != NULL &&
+			       (strcmp(query, "service=git-upload-pack") == 0 ||
+				strcmp(query, "service=git-receive-pack") == 0);
+		if (ends_with(path, plen, "/git-upload-pack") ||
+		    ends_with(path, plen, "/git-receive-pack"))
+			return strcmp(method, "POST") == 0 && query == NULL;
+		return false;
+	}
+	/* Claude Code's "HEAD /" warm-up, then the API. */
+	return (plen == 1 && path[0] == '/') || (plen >= 4 && memcmp(path, "/v1/", 4) == 0);
 }
 
 /* `base` without its trailing slashes, then the request-target. */
@@ -988,13 +1276,20 @@ static enum MHD_Result begin(struct bconn *c, struct breq *req, struct MHD_Conne
 			     const char *method)
 {
 	const struct egress_broker_target *tg = egress_sandbox_target(c->sb, c->kind);
-	const char *cl;
+	const char *cl, *query;
 	cleanup_free char *msg = NULL;
+	size_t plen;
+	bool bad_field = false;
 
 	egress_count(&egress_counters.broker_requests);
 	if (!method_ok(method))
 		return reply_error(mc, MHD_HTTP_BAD_REQUEST, "bad_request",
 				   "the request method is not a valid token");
+	MHD_get_connection_values(mc, MHD_HEADER_KIND, check_field, &bad_field);
+	if (bad_field)
+		return reply_error(mc, MHD_HTTP_BAD_REQUEST, "bad_request",
+				   "a request header's name is not a token (no spaces, no "
+				   "separators) or its value holds a control character");
 	if (strcasecmp(method, "CONNECT") == 0 || strcasecmp(method, "TRACE") == 0 ||
 	    strcasecmp(method, "TRACK") == 0) {
 		msg = xasprintf("the %s broker does not forward %s requests%s", kind_name(c->kind),
@@ -1010,6 +1305,14 @@ static enum MHD_Result begin(struct bconn *c, struct breq *req, struct MHD_Conne
 				kind_name(c->kind), egress_port_number(c->kind));
 		return reply_error(mc, MHD_HTTP_BAD_REQUEST, "bad_request", msg);
 	}
+	query = strchr(req->target, '?');
+	plen = query ? (size_t)(query - req->target) : strlen(req->target);
+	if (query)
+		query++;
+	if (path_ambiguous(req->target, plen))
+		return reply_error(mc, MHD_HTTP_BAD_REQUEST, "bad_request",
+				   "the request path holds a '..' segment, a backslash or an "
+				   "encoded '/' or '\\'");
 	if (tg == NULL) {
 		msg = xasprintf("no connector is brokered on port %u in this execution",
 				egress_port_number(c->kind));
@@ -1021,28 +1324,51 @@ static enum MHD_Result begin(struct bconn *c, struct breq *req, struct MHD_Conne
 				tg->connector);
 		return reply_error(mc, MHD_HTTP_BAD_GATEWAY, "bad_gateway", msg);
 	}
+	if (!path_allowed(c->kind, method, req->target, plen, query)) {
+		int shown = plen > LOG_PATH_MAX ? LOG_PATH_MAX : (int)plen;
+		msg = xasprintf("the %s broker forwards %s only, not '%.*s%s'", kind_name(c->kind),
+				c->kind == EGRESS_PORT_GITHUB
+					? "git smart-HTTP requests"
+					: "Anthropic API requests (\"/v1/...\")",
+				shown, req->target, plen > LOG_PATH_MAX ? "..." : "");
+		egress_sandbox_record(c->sb, false, c->hostport, "broker_path", msg);
+		egress_sandbox_log(c->sb, 1, "%s %.*s%s -> 403", method, shown, req->target,
+				   plen > LOG_PATH_MAX ? "..." : "");
+		return reply_error(mc, MHD_HTTP_FORBIDDEN, "forbidden", msg);
+	}
 	cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > BODY_MAX) {
 		msg = xasprintf("the request body is over the broker's limit of %llu bytes",
 				(unsigned long long)BODY_MAX);
 		return reply_error(mc, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg);
 	}
+	/* Refused before it is sent when its length says it cannot fit;
+	 * receive() holds to the budgets in any case. */
+	if (cl && !budget_room(c->b, c->sb, strtoull(cl, NULL, 10)))
+		return reply_over_budget(c, mc);
 	return MHD_YES;
 }
 
+/* Spool a piece of the body; once it is refused, read on (up to
+ * BODY_DISCARD_MAX past BODY_MAX) only to be able to answer. */
 static enum MHD_Result receive(struct bconn *c, struct breq *req, const char *data, size_t len)
 {
 	req->received += len;
-	if (req->too_large || req->spool_failed)
+	if (req->too_large || req->spool_failed || req->over_budget)
 		return req->received > BODY_MAX + BODY_DISCARD_MAX ? MHD_NO : MHD_YES;
 	if (req->body.size + len > BODY_MAX) {
 		req->too_large = true;
 		spool_release(&req->body);
 		return MHD_YES;
 	}
-	if (spool_add(&req->body, data, len) < 0) {
-		egress_sandbox_log(c->sb, 0, "cannot hold a request body: %s", strerror(errno));
-		req->spool_failed = true;
+	if (spool_add(&req->body, c->b, c->sb, data, len) < 0) {
+		if (errno == EDQUOT) {
+			req->over_budget = true;
+		} else {
+			egress_sandbox_log(c->sb, 0, "cannot hold a request body: %s",
+					   strerror(errno));
+			req->spool_failed = true;
+		}
 		spool_release(&req->body);
 	}
 	return MHD_YES;
@@ -1075,6 +1401,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 				(unsigned long long)BODY_MAX);
 		return reply_error(mc, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg);
 	}
+	if (req->over_budget)
+		return reply_over_budget(c, mc);
 	if (req->spool_failed)
 		return reply_error(mc, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
 				   "the broker cannot hold the request body now");
@@ -1168,6 +1496,11 @@ struct broker *broker_new(const struct egress_options *opts, struct cr_error *er
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY,
 		MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+		/* 1: a URI with a space or an HTTP/1.1 request without Host
+		 * is refused.  0.9.75 refuses a space before a header's colon
+		 * only at -1 (its test is the wrong way round), so begin()
+		 * refuses those itself. */
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_END);
 	if (b->mhd == NULL) {
 		cr_error_set(err, errno, "cannot start the broker's HTTP engine");
@@ -1186,6 +1519,7 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct pending *p, *stale;
+	struct stat st;
 	int e;
 
 	if (kind != EGRESS_PORT_ANTHROPIC && kind != EGRESS_PORT_GITHUB) {
@@ -1193,7 +1527,7 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 		egress_sandbox_conn_end(sb);
 		return cr_error_set(err, 0, "port kind %d has no broker", (int)kind);
 	}
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 || fstat(fd, &st) < 0) {
 		e = errno;
 		close(fd);
 		egress_sandbox_conn_end(sb);
@@ -1202,17 +1536,21 @@ int broker_add(struct broker *b, int fd, struct egress_sandbox *sb, enum egress_
 	}
 	p = xzalloc(sizeof(*p));
 	p->fd = fd;
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
 	p->sb = egress_sandbox_ref(sb);
 	p->kind = kind;
-	/* An entry for the same fd is one MHD dropped without a word; its
-	 * sandbox reference is let go on MHD's thread, not in the caller's
-	 * locks. */
+	/* An entry for the same fd, and any whose fd is no longer its
+	 * socket, is one MHD dropped without a word; its sandbox reference
+	 * is let go on MHD's thread (at this connection's STARTED), not in
+	 * the caller's locks. */
 	pthread_mutex_lock(&b->lock);
 	stale = pending_take_fd(b, fd);
 	if (stale) {
 		stale->next = b->stale;
 		b->stale = stale;
 	}
+	pending_sweep_locked(b);
 	p->next = b->pending;
 	b->pending = p;
 	pthread_mutex_unlock(&b->lock);
@@ -1251,6 +1589,12 @@ void broker_free(struct broker *b)
 	while ((p = b->stale) != NULL) {
 		b->stale = p->next;
 		pending_free(p);
+	}
+	/* Every spool was released with its request. */
+	while (b->budgets) {
+		struct budget *next = b->budgets->next;
+		free(b->budgets);
+		b->budgets = next;
 	}
 	pthread_mutex_destroy(&b->lock);
 	free(b->upstream_ca);

@@ -702,6 +702,18 @@ static int check_pg_host(const char *h, struct cr_error *err)
 	return 0;
 }
 
+/* A broker adds the real credential to what it forwards upstream, so it
+ * forwards over TLS only; inject mode leaves that to the program. */
+static int check_broker_url(const struct conn *c, struct cr_error *err)
+{
+	if (c->mode && strcmp(c->mode, "broker") == 0 && c->base_url &&
+	    strncmp(c->base_url, "https://", 8) != 0)
+		return fail(err, EINVAL,
+			    "a broker sends the credential only over https: give an https:// base "
+			    "URL, or use mode 'inject'");
+	return 0;
+}
+
 /* Everything about c but the clash with other connectors; for postgres
  * with a URL, also fills host, port, user and database from it. */
 static int check_conn(struct conn *c, struct cr_error *err)
@@ -716,7 +728,7 @@ static int check_conn(struct conn *c, struct cr_error *err)
 			return -1;
 		if (c->base_url && check_url("the base URL", c->base_url, err) < 0)
 			return -1;
-		return 0;
+		return check_broker_url(c, err);
 	case T_GITHUB:
 		if (only_secrets(c, (const char *const[]){ "token", NULL }, err) < 0)
 			return -1;
@@ -726,7 +738,7 @@ static int check_conn(struct conn *c, struct cr_error *err)
 			return -1;
 		if (c->base_url == NULL)
 			c->base_url = xstrdup(GITHUB_DEFAULT_BASE);
-		if (check_url("the base URL", c->base_url, err) < 0)
+		if (check_url("the base URL", c->base_url, err) < 0 || check_broker_url(c, err) < 0)
 			return -1;
 		if (c->base_url[strlen(c->base_url) - 1] != '/') {
 			char *b = xasprintf("%s/", c->base_url);

@@ -615,6 +615,25 @@ static void test_refusals(void)
 	s = spec_of("github", "x", "secretvalue");
 	s.mode = xstrdup("proxy");
 	FAILS(EINVAL, add(&s, &e_));
+	/* A broker adds the credential upstream: over https only. */
+	s = spec_of("anthropic", "x", "sk-ant-whatever");
+	s.mode = xstrdup("broker");
+	s.base_url = xstrdup("http://llm.example.com");
+	{
+		struct cr_error e_ = CR_ERROR_INIT;
+		CHECK(add(&s, &e_) < 0 && e_.errnum == EINVAL && e_.msg &&
+		      strstr(e_.msg, "a broker sends the credential only over https") != NULL);
+		cr_error_release(&e_);
+	}
+	s = spec_of("github", "x", "secretvalue");
+	s.mode = xstrdup("broker");
+	s.base_url = xstrdup("http://git.example.com/");
+	FAILS(EINVAL, add(&s, &e_));
+	/* Inject mode leaves that to the program. */
+	s = spec_of("github", "plain-http", "secretvalue");
+	s.base_url = xstrdup("http://git.example.com/");
+	OK(add(&s, &e_));
+	OK(store_connector_delete(state.store, "plain-http", false, &e_));
 	/* Duplicate name. */
 	s = spec_of("anthropic", "gh", "sk-ant-whatever");
 	FAILS(EEXIST, add(&s, &e_));

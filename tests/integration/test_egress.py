@@ -563,3 +563,18 @@ def test_open_refuses_the_hosts_own_public_address(tmp_path):
             webp.wait()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--upstream-ca", "/nonexistent/ca.pem"], "--upstream-ca: cannot read '/nonexistent/ca.pem'"),
+    (["--egress-idle", "0"], "--egress-idle"),
+    (["--egress-idle", "soon"], "--egress-idle"),
+    (["--upstream-ca"], "--upstream-ca"),
+])
+def test_serve_refuses_bad_egress_options(tmp_path, args, words):
+    from conftest import CORRAL
+    p = subprocess.run([CORRAL, "serve", "--listen", "127.0.0.1:1", "--state-dir",
+                        str(tmp_path / "state"), *args], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p
+    assert words in p.stderr and "corral serve --help" in p.stderr, p.stderr
+    assert not (tmp_path / "state").exists()

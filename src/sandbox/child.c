@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -493,6 +494,127 @@ static void exec_program(const struct sandbox_plan *plan)
 /* pid 1 of the sandbox: reap everything, report the program's status,
  * and exit, which makes the kernel kill whatever the program left behind
  * (daemons, double forks) before our parent sees us go. */
+/* --- init's memory --------------------------------------------------- */
+
+/* Parse a hexadecimal number at *p, advancing it. */
+static uintptr_t parse_hex(const char **p, const char *end)
+{
+	uintptr_t v = 0;
+
+	for (; *p < end; (*p)++) {
+		char c = **p;
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+			   : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
+		if (d == 16)
+			break;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
+#define WIPE_MAX 1024
+#define KEEP_BELOW_TP (256u << 10)  /* static TLS sits below the thread pointer */
+#define KEEP_ABOVE_TP (64u << 10)   /* the thread's control block above it */
+
+/* Init starts as a copy of the supervisor, whose memory (a server's)
+ * holds other executions' data: connectors' decrypted secrets, request
+ * bodies, the scrubber's patterns.  Init is non-dumpable, so the program
+ * cannot read it; but nothing of it is needed once the program runs, so
+ * init drops it: every private anonymous writable mapping (the heap,
+ * other threads' stacks and arenas) reads as zeroes after MADV_DONTNEED,
+ * except what init itself still runs on: its stack and the window around
+ * its thread pointer (TLS: errno, the stack protector's canary).  File
+ * mappings (code, .data) are left as they are.  Best effort: a failure
+ * leaves memory that was unreadable anyway. */
+static void forget_supervisor_memory(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan's shadow and allocator are such mappings, and its own code
+	 * runs on them: a sanitizer build keeps its memory. */
+	return;
+#else
+	static const char maps_path[] = "/proc/self/maps";
+	struct { uintptr_t lo, hi; } wipe[WIPE_MAX];
+	size_t n = 0, have = 0;
+	char buf[4096];
+	uintptr_t sp = (uintptr_t)&n;
+	uintptr_t tp = (uintptr_t)__builtin_thread_pointer();
+	int fd = open(maps_path, O_RDONLY | O_CLOEXEC);
+	bool eof = false;
+
+	if (fd < 0)
+		return;
+	while (!eof || have > 0) {
+		char *nl;
+		if (!eof && have < sizeof(buf)) {
+			ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				eof = true;
+			else
+				have += (size_t)r;
+		}
+		nl = memchr(buf, '\n', have);
+		if (nl == NULL) {
+			if (eof || have == sizeof(buf))
+				break; /* a line longer than the buffer: stop */
+			continue;
+		}
+		{
+			/* "lo-hi perms offset dev inode   path" */
+			const char *p = buf, *end = nl;
+			uintptr_t lo = parse_hex(&p, end), hi;
+			const char *perms;
+			bool anon;
+
+			p++;
+			hi = parse_hex(&p, end);
+			perms = ++p;
+			/* Skip perms, offset and dev; the inode then tells
+			 * anonymous (0) from file mappings. */
+			for (int field = 0; field < 3 && p < end; field++) {
+				while (p < end && *p != ' ')
+					p++;
+				while (p < end && *p == ' ')
+					p++;
+			}
+			anon = p < end && *p == '0' && (p + 1 == end || p[1] == ' ');
+			while (p < end && *p != ' ')
+				p++;
+			while (p < end && *p == ' ')
+				p++;
+			/* Named anonymous mappings: [heap] is wiped; [stack],
+			 * [vvar], [vdso] and the like are not. */
+			if (anon && perms + 4 <= end && perms[0] == 'r' && perms[1] == 'w' &&
+			    perms[3] == 'p' && (p == end || (end - p == 6 && memcmp(p, "[heap]", 6) == 0)) &&
+			    !(sp >= lo && sp < hi) && n < WIPE_MAX) {
+				wipe[n].lo = lo;
+				wipe[n].hi = hi;
+				n++;
+			}
+		}
+		have -= (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, have);
+	}
+	close(fd);
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t keep_lo = tp > KEEP_BELOW_TP ? (tp - KEEP_BELOW_TP) & ~(uintptr_t)4095 : 0;
+		uintptr_t keep_hi = (tp + KEEP_ABOVE_TP + 4095) & ~(uintptr_t)4095;
+		uintptr_t lo = wipe[i].lo, hi = wipe[i].hi;
+
+		if (keep_hi <= lo || keep_lo >= hi) {
+			madvise((void *)lo, hi - lo, MADV_DONTNEED);
+			continue;
+		}
+		if (lo < keep_lo)
+			madvise((void *)lo, keep_lo - lo, MADV_DONTNEED);
+		if (keep_hi < hi)
+			madvise((void *)keep_hi, hi - keep_hi, MADV_DONTNEED);
+	}
+#endif
+}
+
 static void __attribute__((noreturn)) run_init(pid_t main_pid)
 {
 	struct child_msg m;
@@ -671,5 +793,6 @@ void sandbox_child_main(const struct sandbox_plan *plan)
 	 * as the program's processes are gone; and it cannot be ptraced. */
 	dup2(0, 1);
 	dup2(0, 2);
+	forget_supervisor_memory();
 	run_init(pid);
 }

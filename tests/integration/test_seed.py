@@ -72,8 +72,9 @@ def connector(server, type_, name, secret, *args):
 
 
 def call(server, key, code, thread, status="success", **kw):
-    st, _, body = server.execute(key, code=code, language="bash", thread_id=thread,
-                                 timeout=120, **kw)
+    if thread:
+        kw["thread_id"] = thread
+    st, _, body = server.execute(key, code=code, language="bash", timeout=120, **kw)
     assert st == 200, body
     assert body["status"] == status, (body["stdout"][-2000:], body["stderr"][-2000:], body)
     return body
@@ -219,6 +220,48 @@ def test_seed_broker_mode_git_never_holds_the_token(srv, git):
         assert f.encode() not in scan, f
     out = result["b"]["stdout"] + result["b"]["stderr"]
     assert "[REDACTED" not in out and GH_TOKEN not in out
+
+
+def test_a_sandbox_holds_no_copy_of_another_environments_secrets(srv):
+    # Every sandbox's init starts as a copy of the daemon, which holds the
+    # secrets of the executions running at that moment (their environment
+    # strings, the scrubber's patterns).  Init drops that copy once the
+    # program runs: a sandbox of environment "other", started while one of
+    # "default" runs with an injected secret, holds no copy of it in any of
+    # its processes, init included (read from the host).
+    secret = "s3cr3t-" + pysecrets.token_hex(20)
+    connector(srv, "env", "tok", secret + "\n", "--var", "SECRET_TOKEN")
+    cli(srv, "env", "create", "other")
+    key_a = srv.create_key()
+    key_b = srv.create_key(env="other")
+    home_b = None
+    results = {}
+    t_a = threading.Thread(target=lambda: results.update(
+        a=call(srv, key_a, "sleep 3; echo ${#SECRET_TOKEN}", None)))
+    t_a.start()
+    wait_for(lambda: len(sandbox_pids(srv)) >= 2, 10, "the first sandbox")
+    t_b = threading.Thread(target=lambda: results.update(
+        b=call(srv, key_b, "readlink /proc/self/ns/pid > ~/ns; mv ~/ns ~/ready; "
+                           "while [ ! -e ~/go ]; do sleep 0.05; done", "scan")))
+    t_b.start()
+    home_b = thread_home(srv, "scan", env="other")
+    wait_for(lambda: (home_b / "ready").exists(), 10, "the second sandbox")
+    ns_b = (home_b / "ready").read_text().strip()
+
+    def ns_of(pid):
+        try:
+            return os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            return None
+    pids_b = [p for p in sandbox_pids(srv) if ns_of(p) == ns_b]
+    leaked = sandbox_memory_holds(pids_b, {secret})
+    (home_b / "go").touch()
+    t_b.join(30)
+    t_a.join(30)
+    assert len(pids_b) >= 2, pids_b          # init and the program at least
+    assert results["a"]["stdout"] == f"{len(secret)}\n"
+    if "ASAN_OPTIONS" not in os.environ:     # see test_seed_broker_mode_...
+        assert not leaked, f"another environment's secret is in this sandbox: {leaked}"
 
 
 @pytest.mark.skipif(CLAUDE is None, reason="Claude Code is installed by scripts/install-deps")

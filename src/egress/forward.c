@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netdb.h>
+#include <signal.h>
 #include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
@@ -250,6 +251,87 @@ static bool is_host_address(const struct sockaddr *addr)
 	return found;
 }
 
+/* A name lookup with a deadline: glibc's getaddrinfo_a() runs it on a
+ * thread of its own; we wait for it at most until `deadline`.  The lookup
+ * is shared by us and its completion notice, and freed by whichever lets
+ * go of it last, so a lookup we gave up on cleans up after itself. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char name[260];
+	unsigned refs;
+};
+
+static void lookup_unref(struct lookup *l)
+{
+	if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (l->cb.ar_result)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+}
+
+static void lookup_done(union sigval sv)
+{
+	lookup_unref(sv.sival_ptr);
+}
+
+/* 0 with *res, or an EAI_* code (EAI_AGAIN when the deadline passed). */
+static int resolve(const char *host, uint64_t deadline, struct addrinfo **res)
+{
+	struct lookup *l = xzalloc(sizeof(*l));
+	struct gaicb *list[1] = { &l->cb };
+	struct sigevent sev;
+	int r;
+
+	snprintf(l->name, sizeof(l->name), "%s", host);
+	l->hints.ai_family = AF_UNSPEC;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->name;
+	l->cb.ar_request = &l->hints;
+	l->refs = 2;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = lookup_done;
+	sev.sigev_value.sival_ptr = l;
+	r = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+	if (r != 0) {
+		free(l);
+		return r;
+	}
+	for (;;) {
+		int64_t left = ms_left(deadline);
+		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+		const struct gaicb *const wait_list[1] = { &l->cb };
+
+		r = gai_error(&l->cb);
+		if (r != EAI_INPROGRESS)
+			break;
+		if (left <= 0) {
+			r = gai_cancel(&l->cb);
+			if (r == EAI_CANCELED) {
+				/* Never ran: no notice will come. */
+				lookup_unref(l);
+				lookup_unref(l);
+				return EAI_AGAIN;
+			}
+			if (r == EAI_ALLDONE) {
+				r = gai_error(&l->cb);
+				break;
+			}
+			lookup_unref(l); /* the notice frees it */
+			return EAI_AGAIN;
+		}
+		gai_suspend(wait_list, 1, &ts);
+	}
+	if (r == 0) {
+		*res = l->cb.ar_result;
+		l->cb.ar_result = NULL;
+	}
+	lookup_unref(l);
+	return r;
+}
+
 /* Resolve, check and connect; the upstream socket, or -1 after answering.
  * A refused name is answered without the addresses it resolved to (the
  * sandbox would learn the host's internal DNS from them); the log and the
@@ -259,7 +341,7 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 	const struct egress_policy *pol = egress_sandbox_policy(sb);
 	const struct egress_options *o = egress_sandbox_options(sb);
 	struct egress_verdict v, first_refusal;
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo *res = NULL;
 	char sentence[900];
 	bool any_allowed = false, any_refused = false;
 	int gai, s = -1, cerr = 0;
@@ -269,17 +351,14 @@ static int open_upstream(struct egress_sandbox *sb, int fd, const struct proxy_r
 		deny(sb, fd, t, 403, "Forbidden", v.code, v.reason, v.reason);
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	gai = getaddrinfo(t->host, NULL, &hints, &res);
+	deadline = now_ns() + (uint64_t)o->connect_timeout_ms * 1000000u;
+	gai = resolve(t->host, deadline, &res);
 	if (gai != 0) {
 		snprintf(sentence, sizeof(sentence), "cannot resolve '%s': %s", t->host,
 			 gai_strerror(gai));
 		deny(sb, fd, t, 502, "Bad Gateway", "unresolvable", sentence, sentence);
 		return -1;
 	}
-	deadline = now_ns() + (uint64_t)o->connect_timeout_ms * 1000000u;
 	for (struct addrinfo *ai = res; ai && s < 0; ai = ai->ai_next) {
 		bool ok = egress_check_address(pol, t->host, t->port, ai->ai_addr, &v);
 		if (ok && is_host_address(ai->ai_addr) &&

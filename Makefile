@@ -16,6 +16,10 @@ CFLAGS ?=
 override CFLAGS += -std=gnu11 $(OPT) $(WARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
 	-Isrc $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS)
+# Everything that links libcorral is bound at load (full RELRO): a
+# sandbox's init drops its copy of the supervisor's anonymous memory, the
+# dynamic loader's data with it, so no symbol may be left to bind lazily.
+override LDFLAGS += -Wl,-z,relro,-z,now
 
 BUILD ?= build
 # seccomp.c (the policy, compiled with libseccomp) runs at build time in
@@ -84,11 +88,8 @@ STATIC ?= -static-pie
 $(BUILD)/corral: $(CLI_OBJS) $(BUILD)/libcorral.a
 	$(CC) $(CFLAGS) $(STATIC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Bound at load (full RELRO): every symbol is resolved before main, so a
-# sandbox's init, which drops its copy of the daemon's anonymous memory
-# (the loader's data with it), never needs the loader again.
 $(BUILD)/corral-net: $(NET_OBJS) $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS)) $(BUILD)/libcorral.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,-z,relro,-z,now -o $@ $^ $(NET_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(NET_LIBS)
 
 # Unit tests link the library (and the CLI's pure parts).
 $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/unit.h $(BUILD)/libcorral.a $(BUILD)/obj/src/sandbox/seccomp.o $(filter-out $(BUILD)/obj/src/main.o,$(CLI_OBJS))

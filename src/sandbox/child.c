@@ -491,9 +491,6 @@ static void exec_program(const struct sandbox_plan *plan)
 	die_code(saved == ENOENT ? 127 : 126, saved, "cannot execute", prog);
 }
 
-/* pid 1 of the sandbox: reap everything, report the program's status,
- * and exit, which makes the kernel kill whatever the program left behind
- * (daemons, double forks) before our parent sees us go. */
 /* --- init's memory --------------------------------------------------- */
 
 /* Parse a hexadecimal number at *p, advancing it. */
@@ -512,40 +509,107 @@ static uintptr_t parse_hex(const char **p, const char *end)
 	return v;
 }
 
-#define WIPE_MAX 1024
+#define PAGE_DOWN(x) ((x) & ~(uintptr_t)4095)
+#define PAGE_UP(x) (((x) + 4095) & ~(uintptr_t)4095)
 #define KEEP_BELOW_TP (256u << 10)  /* static TLS sits below the thread pointer */
 #define KEEP_ABOVE_TP (64u << 10)   /* the thread's control block above it */
+#define KEEP_BELOW_SP (16u << 10)   /* what run_init() and its calls may use */
+
+static void drop_range(uintptr_t lo, uintptr_t hi)
+{
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* One line of /proc/self/maps, "lo-hi perms offset dev inode   [path]":
+ * drop it if it is private, writable and anonymous (no file: unnamed,
+ * [heap], [stack] or a named [anon:...] region), except what init still
+ * runs on.  MADV_DONTNEED neither splits nor merges mappings, so the
+ * maps file read so far stays true. */
+static void drop_mapping(const char *line, const char *end, uintptr_t sp, uintptr_t tp)
+{
+	const char *p = line, *perms, *name;
+	uintptr_t lo = parse_hex(&p, end), hi;
+	bool anon;
+
+	if (p >= end || *p != '-')
+		return;
+	p++;
+	hi = parse_hex(&p, end);
+	if (p >= end)
+		return;
+	perms = ++p;
+	if (end - perms < 4 || perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p')
+		return;
+	/* Skip perms, offset and dev; the inode then tells anonymous (0)
+	 * from file mappings. */
+	for (int field = 0; field < 3 && p < end; field++) {
+		while (p < end && *p != ' ')
+			p++;
+		while (p < end && *p == ' ')
+			p++;
+	}
+	anon = p < end && *p == '0' && (p + 1 == end || p[1] == ' ');
+	if (!anon)
+		return;
+	p++;
+	while (p < end && *p == ' ')
+		p++;
+	name = p;
+	if (name < end && !(end - name == 6 && memcmp(name, "[heap]", 6) == 0) &&
+	    !(end - name == 7 && memcmp(name, "[stack]", 7) == 0) &&
+	    !(end - name >= 6 && memcmp(name, "[anon:", 6) == 0))
+		return; /* [vvar], [vdso], [vsyscall] and the like */
+
+	if (sp >= lo && sp < hi) {
+		/* Our stack: everything below the frames still to run holds
+		 * the supervisor's (its loop read every sandbox's output into
+		 * buffers there). */
+		drop_range(lo, sp > KEEP_BELOW_SP ? PAGE_DOWN(sp - KEEP_BELOW_SP) : lo);
+		return;
+	}
+	if (tp >= lo && tp < hi) {
+		/* Our thread control block and static TLS (errno, the stack
+		 * protector's canary) live here. */
+		uintptr_t keep_lo = tp > KEEP_BELOW_TP ? PAGE_DOWN(tp - KEEP_BELOW_TP) : 0;
+		uintptr_t keep_hi = PAGE_UP(tp + KEEP_ABOVE_TP);
+		drop_range(lo, keep_lo > lo ? keep_lo : lo);
+		drop_range(keep_hi < hi ? keep_hi : hi, hi);
+		return;
+	}
+	drop_range(lo, hi);
+}
 
 /* Init starts as a copy of the supervisor, whose memory (a server's)
  * holds other executions' data: connectors' decrypted secrets, request
- * bodies, the scrubber's patterns.  Init is non-dumpable, so the program
- * cannot read it; but nothing of it is needed once the program runs, so
- * init drops it: every private anonymous writable mapping (the heap,
- * other threads' stacks and arenas) reads as zeroes after MADV_DONTNEED,
- * except what init itself still runs on: its stack and the window around
- * its thread pointer (TLS: errno, the stack protector's canary).  File
- * mappings (code, .data) are left as they are.  Best effort: a failure
- * leaves memory that was unreadable anyway. */
+ * bodies, output, the scrubber's patterns.  Init is non-dumpable, so the
+ * program cannot read it; but nothing of it is needed once the program
+ * runs, so init drops it: every private anonymous writable mapping reads
+ * as zeroes after MADV_DONTNEED, except the frames of its own stack and
+ * the window around its thread pointer.  File mappings (code, .data) are
+ * left as they are.  After this init calls only system call wrappers
+ * that the binary has bound already (the Makefile links with -z now: the
+ * dynamic loader's data is gone).  Best effort: what a failure leaves was
+ * unreadable anyway. */
 static void forget_supervisor_memory(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-	/* ASan's shadow and allocator are such mappings, and its own code
-	 * runs on them: a sanitizer build keeps its memory. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* A sanitizer's shadow and allocator are such mappings, and its own
+	 * code runs on them: a sanitizer build keeps its memory. */
 	return;
 #else
-	static const char maps_path[] = "/proc/self/maps";
-	struct { uintptr_t lo, hi; } wipe[WIPE_MAX];
-	size_t n = 0, have = 0;
 	char buf[4096];
-	uintptr_t sp = (uintptr_t)&n;
+	size_t have = 0;
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
 	uintptr_t tp = (uintptr_t)__builtin_thread_pointer();
-	int fd = open(maps_path, O_RDONLY | O_CLOEXEC);
-	bool eof = false;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	bool eof = false, skipping = false;
 
 	if (fd < 0)
 		return;
 	while (!eof || have > 0) {
 		char *nl;
+
 		if (!eof && have < sizeof(buf)) {
 			ssize_t r = read(fd, buf + have, sizeof(buf) - have);
 			if (r < 0 && errno == EINTR)
@@ -557,64 +621,33 @@ static void forget_supervisor_memory(void)
 		}
 		nl = memchr(buf, '\n', have);
 		if (nl == NULL) {
-			if (eof || have == sizeof(buf))
-				break; /* a line longer than the buffer: stop */
+			if (have == sizeof(buf)) {
+				/* A line longer than the buffer (a long path):
+				 * not anonymous; skip to its end. */
+				skipping = true;
+				have = 0;
+				continue;
+			}
+			if (eof) {
+				if (!skipping && have > 0)
+					drop_mapping(buf, buf + have, sp, tp);
+				break;
+			}
 			continue;
 		}
-		{
-			/* "lo-hi perms offset dev inode   path" */
-			const char *p = buf, *end = nl;
-			uintptr_t lo = parse_hex(&p, end), hi;
-			const char *perms;
-			bool anon;
-
-			p++;
-			hi = parse_hex(&p, end);
-			perms = ++p;
-			/* Skip perms, offset and dev; the inode then tells
-			 * anonymous (0) from file mappings. */
-			for (int field = 0; field < 3 && p < end; field++) {
-				while (p < end && *p != ' ')
-					p++;
-				while (p < end && *p == ' ')
-					p++;
-			}
-			anon = p < end && *p == '0' && (p + 1 == end || p[1] == ' ');
-			while (p < end && *p != ' ')
-				p++;
-			while (p < end && *p == ' ')
-				p++;
-			/* Named anonymous mappings: [heap] is wiped; [stack],
-			 * [vvar], [vdso] and the like are not. */
-			if (anon && perms + 4 <= end && perms[0] == 'r' && perms[1] == 'w' &&
-			    perms[3] == 'p' && (p == end || (end - p == 6 && memcmp(p, "[heap]", 6) == 0)) &&
-			    !(sp >= lo && sp < hi) && n < WIPE_MAX) {
-				wipe[n].lo = lo;
-				wipe[n].hi = hi;
-				n++;
-			}
-		}
+		if (!skipping)
+			drop_mapping(buf, nl, sp, tp);
+		skipping = false;
 		have -= (size_t)(nl + 1 - buf);
 		memmove(buf, nl + 1, have);
 	}
 	close(fd);
-	for (size_t i = 0; i < n; i++) {
-		uintptr_t keep_lo = tp > KEEP_BELOW_TP ? (tp - KEEP_BELOW_TP) & ~(uintptr_t)4095 : 0;
-		uintptr_t keep_hi = (tp + KEEP_ABOVE_TP + 4095) & ~(uintptr_t)4095;
-		uintptr_t lo = wipe[i].lo, hi = wipe[i].hi;
-
-		if (keep_hi <= lo || keep_lo >= hi) {
-			madvise((void *)lo, hi - lo, MADV_DONTNEED);
-			continue;
-		}
-		if (lo < keep_lo)
-			madvise((void *)lo, keep_lo - lo, MADV_DONTNEED);
-		if (keep_hi < hi)
-			madvise((void *)keep_hi, hi - keep_hi, MADV_DONTNEED);
-	}
 #endif
 }
 
+/* pid 1 of the sandbox: reap everything, report the program's status,
+ * and exit, which makes the kernel kill whatever the program left behind
+ * (daemons, double forks) before our parent sees us go. */
 static void __attribute__((noreturn)) run_init(pid_t main_pid)
 {
 	struct child_msg m;
@@ -709,6 +742,9 @@ static void reset_process_state(const struct sandbox_plan *plan)
 		die(errno, "cannot start a new session");
 	for (char *const *a = plan->wipe_args; a && *a; a++)
 		memset(*a, 0, strlen(*a));
+	/* And the supervisor's environment: the program gets plan->envp. */
+	for (char **e = environ; e && *e; e++)
+		memset(*e, 0, strlen(*e));
 }
 
 void sandbox_child_main(const struct sandbox_plan *plan)

@@ -1077,6 +1077,10 @@ static void read_output(struct sandbox_exec *ex, int s)
 			return;
 		}
 		deliver_raw(ex, s, chunk, (size_t)r, false);
+		/* Unscrubbed output must not linger on this stack: the next
+		 * sandbox is cloned from this thread, and its init (which keeps
+		 * its live frames) would start with a copy. */
+		explicit_bzero(chunk, (size_t)r);
 	}
 }
 

@@ -74,6 +74,7 @@ struct egress_service {
 	struct listener *graveyard;
 	unsigned live_threads;         /* proxy connection threads */
 	bool told_full;                /* logged that max_threads was reached */
+	int spare_fd;                  /* given up to refuse a connection at EMFILE */
 	struct egress_conn *conns;     /* live proxy connections */
 	struct broker *broker;
 };
@@ -87,6 +88,7 @@ struct egress_sandbox {
 	size_t header_map_len[EGRESS_PORT_COUNT];
 	unsigned connections;          /* live, atomic */
 	bool told_max;                 /* under svc->lock */
+	bool told_accept;              /* under svc->lock */
 	struct listener *listeners;    /* under svc->lock */
 	pthread_mutex_t lock;          /* the report */
 	struct egress_report report;
@@ -514,11 +516,27 @@ static void accept_some(struct egress_service *svc, struct listener *l)
 		struct cr_error err = CR_ERROR_INIT;
 
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
+			int e = errno;
+			if (e == EINTR || e == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN)
-				egress_sandbox_log(l->sb, 0, "accept on port %u: %s",
-						   egress_port_number(l->kind), strerror(errno));
+			if (e == EAGAIN)
+				return;
+			if ((e == EMFILE || e == ENFILE) && svc->spare_fd >= 0) {
+				/* Out of descriptors: the connection would wait in
+				 * the backlog and wake us again at once, for ever.
+				 * Give up the spare to take it, and refuse it. */
+				close(svc->spare_fd);
+				fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+				if (fd >= 0)
+					close(fd);
+				svc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			}
+			if (!l->sb->told_accept)
+				egress_sandbox_log(l->sb, 0, "accept on port %u: %s: refused",
+						   egress_port_number(l->kind), strerror(e));
+			l->sb->told_accept = true;
+			if (e == EMFILE || e == ENFILE)
+				continue;
 			return;
 		}
 		pthread_mutex_lock(&l->sb->lock);
@@ -607,6 +625,7 @@ struct egress_service *egress_service_new(const struct egress_options *opts,
 		svc->opts.max_threads = 2048;
 	pthread_mutex_init(&svc->lock, NULL);
 	pthread_cond_init(&svc->idle, NULL);
+	svc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	svc->epfd = epoll_create1(EPOLL_CLOEXEC);
 	svc->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (svc->epfd < 0 || svc->wakefd < 0 ||
@@ -629,6 +648,8 @@ fail:
 		close(svc->epfd);
 	if (svc->wakefd >= 0)
 		close(svc->wakefd);
+	if (svc->spare_fd >= 0)
+		close(svc->spare_fd);
 	free(svc->upstream_ca);
 	free(svc);
 	return NULL;
@@ -650,8 +671,9 @@ void egress_service_free(struct egress_service *svc)
 	/* Shut down, proxy connections end at once; one stuck in a slow name
 	 * lookup may take longer: then the service is left allocated rather
 	 * than pulled from under its thread (the process is about to exit). */
+	/* Longer than a name lookup may take (the connect deadline). */
 	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 5;
+	deadline.tv_sec += 5 + svc->opts.connect_timeout_ms / 1000;
 	pthread_mutex_lock(&svc->lock);
 	for (struct egress_conn *c = svc->conns; c; c = c->next)
 		conn_shutdown_locked(c);
@@ -665,6 +687,8 @@ void egress_service_free(struct egress_service *svc)
 		return;
 	close(svc->epfd);
 	close(svc->wakefd);
+	if (svc->spare_fd >= 0)
+		close(svc->spare_fd);
 	pthread_cond_destroy(&svc->idle);
 	pthread_mutex_destroy(&svc->lock);
 	free(svc->upstream_ca);

@@ -494,6 +494,7 @@ static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 	uint64_t idle_ns = (uint64_t)o->idle_timeout_ms * 1000000u;
 	uint64_t idle_deadline = now_ns() + idle_ns;
 	unsigned idle_wakeups = 0;
+	bool abort_client = false;
 
 	for (int i = 0; i < 2; i++) {
 		int sz;
@@ -515,6 +516,7 @@ static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 
 		if (left <= 0) {
 			egress_sandbox_log(sb, 2, "tunnel idle for %u ms: closed", o->idle_timeout_ms);
+			abort_client = true;
 			break;
 		}
 		for (int i = 0; i < 2; i++) {
@@ -523,6 +525,12 @@ static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 			if (!d[i].done && d[i].queued > 0)
 				pfd[1 - i].events |= POLLOUT;
 		}
+		/* poll() reports POLLHUP and POLLERR even for no events: a
+		 * socket we want nothing from must not wake us (a half-closed
+		 * tunnel would spin on its POLLHUP). */
+		for (int i = 0; i < 2; i++)
+			if (pfd[i].events == 0)
+				pfd[i].fd = -1;
 		r = poll(pfd, 2, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -530,9 +538,17 @@ static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 			break;
 		if (r == 0)
 			continue; /* the deadline is checked above */
-		/* A reset or a socket error ends the tunnel: neither side can
-		 * be trusted to take or give more. */
-		if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL))
+		/* A reset or error on the upstream: hand the sandbox what is
+		 * already here, then reset its side too, so that it sees a
+		 * broken transfer and not a clean end.  On the sandbox's side:
+		 * nobody is left to tell. */
+		if (pfd[1].revents & (POLLERR | POLLNVAL)) {
+			bool ignored;
+			relay_step(&d[1], pfd[1].revents | POLLIN, POLLOUT, &ignored);
+			abort_client = true;
+			break;
+		}
+		if (pfd[0].revents & (POLLERR | POLLNVAL))
 			break;
 		if (relay_step(&d[0], pfd[0].revents, pfd[1].revents, &moved) < 0 ||
 		    relay_step(&d[1], pfd[1].revents, pfd[0].revents, &moved) < 0)
@@ -553,10 +569,18 @@ static void relay(struct egress_sandbox *sb, int a, int b, uint64_t a_to_b)
 			 * to end the tunnel than to spin. */
 			egress_sandbox_log(sb, 1, "tunnel woke %u times without progress: closed",
 					   idle_wakeups);
+			abort_client = true;
 			break;
 		}
 	}
 out:
+	/* A tunnel cut short (upstream reset, idle, stuck) closes the
+	 * sandbox's side with a reset: a clean end would pass a truncated
+	 * transfer off as a whole one. */
+	if (abort_client || !(d[0].done && d[1].done)) {
+		struct linger lg = { 1, 0 };
+		setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	for (int i = 0; i < 2; i++) {
 		if (d[i].pipe[0] >= 0)
 			close(d[i].pipe[0]);

@@ -13,6 +13,7 @@
 struct parse_state {
 	struct proxy_request *rq;
 	uint64_t content_length;
+	bool has_content_length;
 	bool chunked;
 	const char *url;
 	size_t url_len;
@@ -67,7 +68,8 @@ static int on_headers_complete(http_parser *p)
 {
 	struct parse_state *st = p->data;
 	st->complete = true;
-	st->content_length = (p->flags & F_CONTENTLENGTH) ? p->content_length : 0;
+	st->has_content_length = (p->flags & F_CONTENTLENGTH) != 0;
+	st->content_length = st->has_content_length ? p->content_length : 0;
 	st->chunked = p->uses_transfer_encoding || (p->flags & F_CHUNKED);
 	/* Stop here: what follows (a body, a TLS hello) is the peer's to
 	 * send on, not ours to parse. */
@@ -136,6 +138,13 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 	uint16_t off, flen;
 
 	memset(rq, 0, sizeof(*rq));
+	/* Lines end in CRLF only: http_parser also ends a head at a bare
+	 * "\n\n", which would leave body bytes inside what we took for the
+	 * head. */
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+			return refuse(why, 400, "Bad Request", "bad_request",
+				      "the request's lines must end in CRLF");
 	if (len > PROXY_HEAD_MAX)
 		return refuse(why, 431, "Request Header Fields Too Large", "head_too_large",
 			      "the request head is larger than %d bytes", PROXY_HEAD_MAX);
@@ -168,6 +177,9 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 			return refuse(why, 400, "Bad Request", "bad_request",
 				      "header field %zu is malformed or folded over several lines", i + 1);
 	}
+	if (p.http_major != 1)
+		return refuse(why, 505, "HTTP Version Not Supported", "bad_request",
+			      "only HTTP/1.0 and HTTP/1.1 are proxied");
 	rq->tunnel = p.method == HTTP_CONNECT;
 	rq->method = http_method_str(p.method);
 	rq->http_major = p.http_major;
@@ -216,12 +228,19 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 				      "a request body must come with a Content-Length: Transfer-Encoding "
 				      "is not proxied in absolute form (use CONNECT)");
 		rq->body_len = st.content_length;
+		rq->has_body_len = st.has_content_length;
 		if (u.field_set & (1 << UF_PATH)) {
 			rq->path = st.url + u.field_data[UF_PATH].off;
 			rq->path_len = (u.field_set & (1 << UF_QUERY))
 					       ? (size_t)(u.field_data[UF_QUERY].off + u.field_data[UF_QUERY].len -
 							  u.field_data[UF_PATH].off)
 					       : u.field_data[UF_PATH].len;
+		} else if (u.field_set & (1 << UF_QUERY)) {
+			/* "http://h?q": the query is sent on as "/?q"; the
+			 * path is written as "/" + query below. */
+			rq->path = st.url + u.field_data[UF_QUERY].off - 1;
+			rq->path_len = (size_t)u.field_data[UF_QUERY].len + 1;
+			rq->query_only = true;
 		} else {
 			rq->path = "/";
 			rq->path_len = 1;
@@ -269,12 +288,16 @@ char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 	char *out = xmalloc(cap);
 	size_t n = 0;
 
-	n += (size_t)snprintf(out, cap, "%s %.*s HTTP/%d.%d\r\n", rq->method, (int)rq->path_len,
-			      rq->path, rq->http_major, rq->http_minor);
+	n += (size_t)snprintf(out, cap, "%s %s%.*s HTTP/1.%d\r\n", rq->method,
+			      rq->query_only ? "/" : "", (int)rq->path_len, rq->path,
+			      rq->http_minor >= 1 ? 1 : 0);
 	for (size_t i = 0; i < rq->nh; i++) {
 		const struct proxy_header *h = &rq->h[i];
+		/* Content-Length is written below from what was parsed, so a
+		 * Connection field naming it cannot unframe the body. */
 		bool drop = (h->nlen >= 6 && strncasecmp(h->name, "proxy-", 6) == 0) ||
-			    header_is(h, "host") || named_by_connection(rq, h);
+			    header_is(h, "host") || header_is(h, "content-length") ||
+			    named_by_connection(rq, h);
 
 		for (size_t k = 0; k < ARRAY_SIZE(hop) && !drop; k++)
 			drop = header_is(h, hop[k]);
@@ -296,6 +319,9 @@ char *proxy_request_origin_head(const struct proxy_request *rq, size_t *len)
 					"Host: %s\r\n", rq->host);
 	else
 		n += (size_t)snprintf(out + n, cap - n, "Host: %s\r\n", rq->display);
+	if (rq->has_body_len)
+		n += (size_t)snprintf(out + n, cap - n, "Content-Length: %llu\r\n",
+				      (unsigned long long)rq->body_len);
 	n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
 	*len = n;
 	return out;

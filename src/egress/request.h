@@ -41,6 +41,8 @@ struct proxy_request {
 	struct proxy_header h[PROXY_MAX_HEADERS];
 	size_t nh;
 	uint64_t body_len;           /* absolute form: Content-Length, or 0 */
+	bool has_body_len;           /* the request had a Content-Length */
+	bool query_only;             /* "http://h?q": path is "?q", sent as "/?q" */
 };
 
 /* Why a head was refused: the HTTP status and phrase, a code for the
@@ -62,8 +64,9 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 			struct proxy_refusal *why);
 
 /* The head to send the origin for an absolute-form request: origin-form
- * request line, the fields without hop-by-hop, Proxy-* and Host ones, a
- * Host field made from the URL (RFC 9112 3.2.2: the URL wins), then
+ * request line (HTTP/1.0 or 1.1), the fields without hop-by-hop, Proxy-*,
+ * Host and Content-Length ones, a Host field made from the URL (RFC 9112
+ * 3.2.2: the URL wins), the parsed Content-Length if there was one, then
  * "Connection: close" and the blank line.  Exactly body_len bytes of body
  * follow it, and nothing else: a second request on the connection is not
  * read (an absolute-form request with a chunked body is refused, so the

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -411,6 +412,18 @@ int server_run(const struct server_options *opts, struct cr_error *err)
 			.log = egress_log,
 			.log_data = &srv,
 		};
+		struct rlimit rl;
+		/* Every proxied connection holds six descriptors (two sockets,
+		 * two pipes): take the hard limit, and keep the proxy within
+		 * it, with room for the API, the store and the sandboxes. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+			if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 2048 * 6 + 4096)
+				eo.max_threads = rl.rlim_cur > 4096 + 6 * 64
+							 ? (uint32_t)((rl.rlim_cur - 4096) / 6) : 64;
+		}
 		srv.egress = egress_service_new(&eo, err);
 		if (srv.egress == NULL)
 			goto out;

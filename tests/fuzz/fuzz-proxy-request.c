@@ -3,7 +3,7 @@
  *
  * The input is cut at its first blank line, as the proxy cuts what it
  * reads.  Whatever the bytes:
- *  - a refusal has a 4xx status, a phrase, a code and a sentence without
+ *  - a refusal has a 4xx status (or 505), a phrase, a code and a sentence without
  *    CR or LF (it becomes a response body and a report entry);
  *  - an accepted request names a host without CR, LF, NUL, '/', '@' or
  *    blanks, a port 1..65535 and a display that starts with the host (or
@@ -49,6 +49,22 @@ static void check_origin_head(const struct proxy_request *rq)
 		p = lf + 1;
 	}
 	CHECK(memmem(h, n, "\r\nConnection: close\r\n\r\n", 23) != NULL);
+	/* The body is framed by what was parsed: one Content-Length, equal
+	 * to body_len, when the request had one; none otherwise. */
+	{
+		int cls = 0;
+		const char *cl = NULL;
+		for (const char *p = h; (p = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL; p += 2)
+			if (end - p > 17 && strncasecmp(p + 2, "content-length:", 15) == 0) {
+				cls++;
+				cl = p + 17;
+			}
+		CHECK(cls == (rq->has_body_len ? 1 : 0));
+		if (cl)
+			CHECK(strtoull(cl, NULL, 10) == rq->body_len);
+		for (const char *p = h; (p = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL; p += 2)
+			CHECK(!(end - p > 20 && strncasecmp(p + 2, "transfer-encoding:", 18) == 0));
+	}
 	/* Exactly one Host field, the URL's. */
 	{
 		int hosts = 0;
@@ -71,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (len == 0)
 		len = size;
 	if (proxy_request_parse((const char *)data, len, &rq, &why) < 0) {
-		CHECK(why.status >= 400 && why.status < 500);
+		CHECK((why.status >= 400 && why.status < 500) || why.status == 505);
 		CHECK(why.phrase && *why.phrase && why.code && *why.code);
 		CHECK(why.sentence[0] != '\0');
 		CHECK(strpbrk(why.sentence, "\r\n") == NULL);
@@ -85,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		CHECK(strncmp(rq.display, rq.host, strlen(rq.host)) == 0);
 	if (!rq.tunnel) {
-		CHECK(rq.path && rq.path_len > 0 && rq.path[0] == '/');
+		CHECK(rq.path && rq.path_len > 0 && (rq.path[0] == '/' || (rq.query_only && rq.path[0] == '?')));
 		check_origin_head(&rq);
 	}
 	return 0;

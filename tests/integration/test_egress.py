@@ -312,6 +312,7 @@ ask(b"CONNECT example.com HTTP/1.1\r\n\r\n")
 ask(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
 ask(b"GET http://a/ HTTP/1.1\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n")
 ask(b"CONNECT [::1]:0 HTTP/1.1\r\n\r\n")
+ask(b"POST http://a/ HTTP/1.1\nContent-Length: 4\n\nab\r\n\r\n")
 EOF"""
 
 
@@ -319,13 +320,14 @@ def test_malformed_requests_get_a_clear_answer(server, key):
     set_network(server, "open")
     out = run(server, key, PROBE)
     lines = out["stdout"].splitlines()
-    assert len(lines) == 6, out
+    assert len(lines) == 7, out
     assert lines[0].startswith("HTTP/1.1 400 Bad Request | corral egress proxy: this is a proxy")
     assert lines[1].startswith("HTTP/1.1 400 Bad Request | corral egress proxy: only http://")
     assert lines[2].startswith("HTTP/1.1 400 Bad Request | corral egress proxy: CONNECT needs host:port")
     assert lines[3].startswith("HTTP/1.1 400 Bad Request | corral egress proxy: the request is not valid HTTP")
     assert lines[4].startswith("HTTP/1.1 431 ")
     assert lines[5].startswith("HTTP/1.1 4")
+    assert lines[6].startswith("HTTP/1.1 400 Bad Request | corral egress proxy: the request's lines must end in CRLF")
 
 
 def test_proxy_variables_cannot_be_overridden(server, key):
@@ -354,12 +356,16 @@ s.sendall(b"CONNECT 127.0.0.2:{port} HTTP/1.1\\r\\nHost: 127.0.0.2:{port}\\r\\n\
 print(s.recv(1024).split(b"\\r\\n")[0].decode())
 t = time.monotonic()
 s.settimeout(20)
-print(repr(s.recv(1024)), round(time.monotonic() - t))
+try:
+    got = "eof" if s.recv(1024) == b"" else "data"
+except ConnectionResetError:
+    got = "reset"  # a tunnel cut short is reset, not ended cleanly
+print(got, round(time.monotonic() - t))
 EOF""")
         lines = out["stdout"].splitlines()
         assert lines[0] == "HTTP/1.1 200 Connection established"
         got, secs = lines[1].rsplit(" ", 1)
-        assert got == "b''" and int(secs) < 10
+        assert got == "reset" and int(secs) < 10
     finally:
         listener.close()
         srv.stop()
@@ -477,7 +483,7 @@ def test_absolute_form_carries_one_request_with_the_urls_host(server, key):
 import socket
 s = socket.create_connection(("127.0.0.1", 3128))
 s.sendall(b"POST http://127.0.0.2:{up.port}/a HTTP/1.1\\r\\nHost: other.example\\r\\n"
-          b"Connection: keep-alive, X-Hop-Only\\r\\nX-Hop-Only: 1\\r\\nX-End-To-End: 2\\r\\n"
+          b"Connection: keep-alive, X-Hop-Only, Content-Length\\r\\nX-Hop-Only: 1\\r\\nX-End-To-End: 2\\r\\n"
           b"Content-Length: 5\\r\\n\\r\\nhello"
           b"GET http://forbidden.example/secret HTTP/1.1\\r\\nHost: forbidden.example\\r\\n"
           b"Authorization: Bearer for-forbidden\\r\\n\\r\\n")
@@ -502,6 +508,8 @@ EOF""")
         assert got.endswith(b"\r\n\r\nhello"), got
         assert b"forbidden" not in got
         assert b"X-Hop-Only" not in got and b"\r\nX-End-To-End: 2\r\n" in got
+        # Content-Length is the parsed one, even when Connection names it.
+        assert b"\r\nContent-Length: 5\r\n" in got
     finally:
         up.close()
 
@@ -578,3 +586,114 @@ def test_serve_refuses_bad_egress_options(tmp_path, args, words):
     assert p.returncode == 2, p
     assert words in p.stderr and "corral serve --help" in p.stderr, p.stderr
     assert not (tmp_path / "state").exists()
+
+
+class Streamer:
+    """A TCP server on 127.0.0.2 that reads a request until the client
+    half-closes, then sends `size` bytes and closes (or, with reset=True,
+    resets the connection after them)."""
+
+    def __init__(self, size, reset=False):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.2", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.size, self.reset = size, reset
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            c.settimeout(30)
+            if not self.reset:
+                while c.recv(65536):
+                    pass
+            else:
+                c.recv(65536)
+            block = bytes(range(256)) * 256
+            left = self.size
+            while left:
+                k = min(left, len(block))
+                c.sendall(block[:k])
+                left -= k
+            if self.reset:
+                import struct
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_half_closed_tunnel_delivers_everything_to_a_slow_reader(server, key):
+    # The client sends its request, half-closes, and reads slowly; the
+    # upstream answers 8 MiB and closes.  All of it must arrive.
+    up = Streamer(8 << 20)
+    try:
+        set_network(server, "allowlist", f"127.0.0.2:{up.port}")
+        out = run(server, key, f"""python3 - <<'EOF'
+import socket, time
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT 127.0.0.2:{up.port} HTTP/1.1\\r\\n\\r\\n")
+head = b""
+while b"\\r\\n\\r\\n" not in head:
+    head += s.recv(1)
+s.sendall(b"request")
+s.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+    time.sleep(0.002)
+print(n)
+EOF""")
+        assert out["stdout"] == f"{8 << 20}\n", out
+    finally:
+        up.close()
+
+
+def test_an_upstream_reset_reaches_the_sandbox_as_a_reset(server, key):
+    # A transfer the upstream breaks off must not look whole.
+    up = Streamer(1 << 20, reset=True)
+    try:
+        set_network(server, "allowlist", f"127.0.0.2:{up.port}")
+        out = run(server, key, f"""python3 - <<'EOF'
+import socket
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT 127.0.0.2:{up.port} HTTP/1.1\\r\\n\\r\\n")
+head = b""
+while b"\\r\\n\\r\\n" not in head:
+    head += s.recv(1)
+s.sendall(b"go")
+n = 0
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            print("clean end after", n)
+            break
+        n += len(b)
+except ConnectionResetError:
+    print("reset")
+EOF""")
+        assert out["stdout"] == "reset\n", out
+    finally:
+        up.close()
+
+
+def test_absolute_form_keeps_a_bare_query(server, key):
+    up = Upstream(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        set_network(server, "allowlist", f"127.0.0.2:{up.port}")
+        out = run(server, key, f"curl -sS --noproxy '' -x http://127.0.0.1:3128 "
+                               f"'http://127.0.0.2:{up.port}?q=1'")
+        assert out["stdout"] == "ok"
+        wait_for(lambda: up.received, 10, "the upstream")
+        assert len(up.received) == 1, up.received
+        assert up.received[0].startswith(b"GET /?q=1 HTTP/1.1\r\n"), up.received[0]
+    finally:
+        up.close()

@@ -32,17 +32,17 @@ does not work.
 import http.client
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
-import socket
 import socketserver
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import die, env_count, free_port, percentile
 
 UPSTREAM_HOST = "127.0.0.2"
 BLOB_MIB = 100
@@ -80,30 +80,6 @@ for i in range(warm + n):
         out.append(dt)
 print(json.dumps(out))
 '''
-
-
-def die(msg):
-    print(f"bench: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def env_count(name, default, minimum):
-    v = os.environ.get(name, str(default))
-    if not re.fullmatch(r"[0-9]+", v) or int(v) < minimum:
-        die(f"{name} must be an integer >= {minimum}, not '{v}'")
-    return int(v)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(samples, p):
-    """Nearest-rank percentile."""
-    s = sorted(samples)
-    return s[max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))]
 
 
 # --- the upstream server (a process of its own: `egress.py --upstream FILE`)

@@ -627,19 +627,26 @@ class Streamer:
         self.sock.close()
 
 
+def tunnel_to(port):
+    """The start of a sandbox program: python3 with `s`, a socket tunnelled
+    through the proxy to 127.0.0.2:port (the 200 read)."""
+    return f"""python3 - <<'EOF'
+import socket, time
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT 127.0.0.2:{port} HTTP/1.1\\r\\n\\r\\n")
+head = b""
+while b"\\r\\n\\r\\n" not in head:
+    head += s.recv(1)
+assert head.startswith(b"HTTP/1.1 200 ")"""
+
+
 def test_a_half_closed_tunnel_delivers_everything_to_a_slow_reader(server, key):
     # The client sends its request, half-closes, and reads slowly; the
     # upstream answers 8 MiB and closes.  All of it must arrive.
     up = Streamer(8 << 20)
     try:
         set_network(server, "allowlist", f"127.0.0.2:{up.port}")
-        out = run(server, key, f"""python3 - <<'EOF'
-import socket, time
-s = socket.create_connection(("127.0.0.1", 3128))
-s.sendall(b"CONNECT 127.0.0.2:{up.port} HTTP/1.1\\r\\n\\r\\n")
-head = b""
-while b"\\r\\n\\r\\n" not in head:
-    head += s.recv(1)
+        out = run(server, key, tunnel_to(up.port) + """
 s.sendall(b"request")
 s.shutdown(socket.SHUT_WR)
 n = 0
@@ -661,13 +668,7 @@ def test_an_upstream_reset_reaches_the_sandbox_as_a_reset(server, key):
     up = Streamer(1 << 20, reset=True)
     try:
         set_network(server, "allowlist", f"127.0.0.2:{up.port}")
-        out = run(server, key, f"""python3 - <<'EOF'
-import socket
-s = socket.create_connection(("127.0.0.1", 3128))
-s.sendall(b"CONNECT 127.0.0.2:{up.port} HTTP/1.1\\r\\n\\r\\n")
-head = b""
-while b"\\r\\n\\r\\n" not in head:
-    head += s.recv(1)
+        out = run(server, key, tunnel_to(up.port) + """
 s.sendall(b"go")
 n = 0
 try:

@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* --- replies ------------------------------------------------------------ */
@@ -504,24 +505,26 @@ static int setup_egress(struct server *srv, struct MHD_Connection *conn, const s
 	memset(targets, 0, sizeof(targets));
 	job->cfg.n_listen = 0;
 	if (proxy) {
-		char v[64];
 		job->listen_kinds[job->cfg.n_listen] = EGRESS_PORT_PROXY;
 		job->cfg.listen_ports[job->cfg.n_listen++] = EGRESS_PROXY_PORT;
-		snprintf(v, sizeof(v), "http://127.0.0.1:%u", EGRESS_PROXY_PORT);
-		for (size_t k = 0; k < 4; k++) {
-			char *asg = xasprintf("%s=%s", proxy_vars[k], v);
+		for (size_t k = 0; k < ARRAY_SIZE(proxy_vars); k++) {
+			char *asg = strcasecmp(proxy_vars[k], "no_proxy") == 0
+					    ? xasprintf("%s=localhost,127.0.0.1", proxy_vars[k])
+					    : xasprintf("%s=http://127.0.0.1:%u", proxy_vars[k],
+							EGRESS_PROXY_PORT);
 			env_append(&job->cfg, asg);
 			free(asg);
 		}
-		env_append(&job->cfg, "NO_PROXY=localhost,127.0.0.1");
-		env_append(&job->cfg, "no_proxy=localhost,127.0.0.1");
 	}
 	for (size_t i = 0; i < job->nbrokers; i++) {
 		struct connector_broker *b = &job->brokers[i];
 		enum egress_port_kind kind = b->kind == CONNECTOR_BROKER_ANTHROPIC
 						     ? EGRESS_PORT_ANTHROPIC : EGRESS_PORT_GITHUB;
+		/* Two of a kind cannot be attached to one environment (their
+		 * variables or gitconfigs clash); should it happen, the first
+		 * (by name) serves. */
 		if (targets[kind].upstream)
-			continue; /* attach refuses two of a kind; never both */
+			continue;
 		targets[kind].connector = b->connector;
 		targets[kind].upstream = b->upstream;
 		targets[kind].header = b->header;

@@ -49,18 +49,18 @@ int store_check_connector_name(const char *name, struct cr_error *err)
 	size_t len = name ? strlen(name) : 0;
 
 	if (len == 0)
-		return store_fail(err, EINVAL, "the connector name is empty");
+		return cr_error_setn(err, EINVAL, "the connector name is empty");
 	if (len > 63)
-		return store_fail(err, EINVAL, "connector name '%.63s...' is longer than 63 characters",
+		return cr_error_setn(err, EINVAL, "connector name '%.63s...' is longer than 63 characters",
 				  name);
 	if (!isascii((unsigned char)name[0]) ||
 	    !(islower((unsigned char)name[0]) || isdigit((unsigned char)name[0])))
-		return store_fail(err, EINVAL,
+		return cr_error_setn(err, EINVAL,
 				  "connector name '%s' must start with a lowercase letter or a digit", name);
 	for (size_t i = 1; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (!isascii(c) || !(islower(c) || isdigit(c) || c == '-' || c == '_'))
-			return store_fail(err, EINVAL,
+			return cr_error_setn(err, EINVAL,
 					  "connector name '%s' may hold only a-z, 0-9, '-' and '_'", name);
 	}
 	return 0;
@@ -91,14 +91,14 @@ static bool name_valid(const char *n)
 static int check_names(char *const *names, size_t n, struct cr_error *err)
 {
 	if (n > MAX_NAMES)
-		return store_fail(err, EINVAL, "a connector injects at most %d names", MAX_NAMES);
+		return cr_error_setn(err, EINVAL, "a connector injects at most %d names", MAX_NAMES);
 	for (size_t i = 0; i < n; i++) {
 		if (names[i] == NULL || !name_valid(names[i]))
-			return store_fail(err, EINVAL, "'%.*s' is not a variable name or a path",
+			return cr_error_setn(err, EINVAL, "'%.*s' is not a variable name or a path",
 					  MAX_NAME_LEN, names[i] ? names[i] : "");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(names[i], names[j]) == 0)
-				return store_fail(err, EINVAL, "'%s' is injected twice", names[i]);
+				return cr_error_setn(err, EINVAL, "'%s' is injected twice", names[i]);
 	}
 	return 0;
 }
@@ -206,7 +206,7 @@ static int get_locked(struct store *st, const char *name, struct store_connector
 	store_bind_text(s, 1, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "connector '%s' not found", name);
+		return cr_error_setn(err, ENOENT, "connector '%s' not found", name);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read connector");
 	connector_from_row(s, out);
@@ -243,7 +243,7 @@ static int check_clash_locked(struct store *st, int64_t env_id, const char *env_
 				if (strcmp(other[i], names[j]) == 0)
 					clash = names[j];
 		if (clash) {
-			store_fail(err, ENOTUNIQ,
+			cr_error_setn(err, ENOTUNIQ,
 				   "connectors '%s' and '%s' would both %s %s in environment '%s'; "
 				   "an environment can take only one of them",
 				   self_name, (const char *)sqlite3_column_text(s, 0),
@@ -263,13 +263,13 @@ static int check_connector(const struct store_connector *c, struct cr_error *err
 	if (store_check_connector_name(c->name, err) < 0)
 		return -1;
 	if (c->type == NULL || *c->type == '\0' || c->mode == NULL || *c->mode == '\0')
-		return store_fail(err, EINVAL, "the connector's type and mode are required");
+		return cr_error_setn(err, EINVAL, "the connector's type and mode are required");
 	if (c->settings == NULL || c->settings[0] != '{')
-		return store_fail(err, EINVAL, "the connector's settings must be a JSON object");
+		return cr_error_setn(err, EINVAL, "the connector's settings must be a JSON object");
 	if (c->fingerprint == NULL || *c->fingerprint == '\0')
-		return store_fail(err, EINVAL, "the connector's fingerprint is empty");
+		return cr_error_setn(err, EINVAL, "the connector's fingerprint is empty");
 	if (c->sealed == NULL || c->sealed_len == 0)
-		return store_fail(err, EINVAL, "the connector's sealed secret is empty");
+		return cr_error_setn(err, EINVAL, "the connector's sealed secret is empty");
 	return check_names(c->names, c->nnames, err);
 }
 
@@ -290,7 +290,7 @@ static int create_locked(struct store *st, struct store_connector *c, struct cr_
 	store_bind_text(sel, 1, c->name);
 	rc = sqlite3_step(sel);
 	if (rc == SQLITE_ROW)
-		return store_fail(err, EEXIST, "connector '%s' already exists", c->name);
+		return cr_error_setn(err, EEXIST, "connector '%s' already exists", c->name);
 	if (rc != SQLITE_DONE)
 		return store_db_fail(st, err, "read connector");
 	store_bind_text(ins, 1, c->name);
@@ -319,7 +319,7 @@ static int write_connector(struct store *st, struct store_connector *c,
 	if (check_connector(c, err) < 0)
 		return -1;
 	if (c->sealed_len > (1u << 24))
-		return store_fail(err, EINVAL, "the connector's sealed secret is too large");
+		return cr_error_setn(err, EINVAL, "the connector's sealed secret is too large");
 	if (store_begin(st, err) < 0)
 		return -1;
 	if (write(st, c, err) < 0 || store_commit(st, err) < 0) {
@@ -443,7 +443,7 @@ static int connector_id_locked(struct store *st, const char *name, int64_t *id, 
 	store_bind_text(s, 1, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "connector '%s' not found", name);
+		return cr_error_setn(err, ENOENT, "connector '%s' not found", name);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read connector");
 	*id = sqlite3_column_int64(s, 0);
@@ -521,7 +521,7 @@ static int delete_locked(struct store *st, const char *name, bool force, struct 
 			list = next;
 		}
 		free_strings(envs, nenvs);
-		return store_fail(err, EBUSY, "connector '%s' is attached to environment%s %s", name,
+		return cr_error_setn(err, EBUSY, "connector '%s' is attached to environment%s %s", name,
 				  nenvs == 1 ? "" : "s", list);
 	}
 	free_strings(envs, nenvs);
@@ -568,7 +568,7 @@ static int attach_locked(struct store *st, const char *name, const char *env,
 	sqlite3_bind_int64(sel, 2, env_id);
 	rc = sqlite3_step(sel);
 	if (rc == SQLITE_ROW) {
-		store_fail(err, EEXIST, "connector '%s' is already attached to environment '%s'", name,
+		cr_error_setn(err, EEXIST, "connector '%s' is already attached to environment '%s'", name,
 			   env);
 		goto out;
 	}
@@ -626,7 +626,7 @@ int store_connector_detach(struct store *st, const char *name, const char *env,
 	if (sqlite3_step(del) != SQLITE_DONE)
 		return store_db_fail(st, err, "detach connector");
 	if (sqlite3_changes(st->db) == 0)
-		return store_fail(err, ENOENT, "connector '%s' is not attached to environment '%s'",
+		return cr_error_setn(err, ENOENT, "connector '%s' is not attached to environment '%s'",
 				  name, env);
 	return 0;
 }
@@ -673,13 +673,13 @@ int store_connector_use_record(struct store *st, const char *trace_id, int64_t c
 	if (s == NULL)
 		return -1;
 	if (len == 0 || len > 64)
-		return store_fail(err, EINVAL, "the trace id must be 1 to 64 characters");
+		return cr_error_setn(err, EINVAL, "the trace id must be 1 to 64 characters");
 	for (size_t i = 0; i < len; i++)
 		if (!isascii((unsigned char)trace_id[i]) ||
 		    !(isalnum((unsigned char)trace_id[i]) || trace_id[i] == '_' || trace_id[i] == '-'))
-			return store_fail(err, EINVAL, "the trace id may hold only A-Z, a-z, 0-9, '_' and '-'");
+			return cr_error_setn(err, EINVAL, "the trace id may hold only A-Z, a-z, 0-9, '_' and '-'");
 	if (connector_id <= 0)
-		return store_fail(err, EINVAL, "connector id %lld is not valid", (long long)connector_id);
+		return cr_error_setn(err, EINVAL, "connector id %lld is not valid", (long long)connector_id);
 	store_bind_text(s, 1, trace_id);
 	sqlite3_bind_int64(s, 2, connector_id);
 	store_bind_text(s, 3, now);
@@ -708,7 +708,7 @@ int store_connector_use_list(struct store *st, int64_t connector_id, const char 
 	if (s == NULL)
 		return -1;
 	if (limit < 1 || limit > 1000)
-		return store_fail(err, EINVAL, "the limit must be between 1 and 1000");
+		return cr_error_setn(err, EINVAL, "the limit must be between 1 and 1000");
 	if (name && store_check_connector_name(name, err) < 0)
 		return -1;
 	sqlite3_bind_int64(s, 1, connector_id);

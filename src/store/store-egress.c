@@ -19,9 +19,9 @@ int store_egress_denial_record(struct store *st, const char *trace_id, const cha
 	if (s == NULL)
 		return -1;
 	if (trace_id == NULL || *trace_id == '\0' || strlen(trace_id) > 64)
-		return store_fail(err, EINVAL, "the trace id must be 1 to 64 characters");
+		return cr_error_setn(err, EINVAL, "the trace id must be 1 to 64 characters");
 	if (target == NULL || code == NULL || reason == NULL)
-		return store_fail(err, EINVAL, "a refusal needs a target, a code and a reason");
+		return cr_error_setn(err, EINVAL, "a refusal needs a target, a code and a reason");
 	store_bind_text(s, 1, trace_id);
 	store_bind_text(s, 2, target);
 	store_bind_text(s, 3, code);
@@ -50,7 +50,7 @@ int store_egress_denial_list(struct store *st, const char *trace_id, int limit,
 	if (s == NULL)
 		return -1;
 	if (limit < 1 || limit > 1000)
-		return store_fail(err, EINVAL, "the limit must be between 1 and 1000");
+		return cr_error_setn(err, EINVAL, "the limit must be between 1 and 1000");
 	store_bind_text(s, 1, trace_id);
 	sqlite3_bind_int(s, 2, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

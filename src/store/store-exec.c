@@ -23,11 +23,11 @@ static const char *const delivery_modes[] = { "inline", "stream", "async" };
 static int check_trace_id(const char *id, struct cr_error *err)
 {
 	if (id == NULL || strlen(id) != 36 || strncmp(id, "trc_", 4) != 0)
-		return store_fail(err, EINVAL, "trace_id '%s' is not 'trc_' and 32 hex digits",
+		return cr_error_setn(err, EINVAL, "trace_id '%s' is not 'trc_' and 32 hex digits",
 				  id ? id : "");
 	for (const char *p = id + 4; *p; p++)
 		if (!isxdigit((unsigned char)*p))
-			return store_fail(err, EINVAL, "trace_id '%s' is not 'trc_' and 32 hex digits",
+			return cr_error_setn(err, EINVAL, "trace_id '%s' is not 'trc_' and 32 hex digits",
 					  id);
 	return 0;
 }
@@ -49,9 +49,9 @@ int store_exec_insert(struct store *st, struct store_exec *ex, struct cr_error *
 	if (ex->thread_id && store_check_thread_id(ex->thread_id, err) < 0)
 		return -1;
 	if (ex->language == NULL || ex->language[0] == '\0')
-		return store_fail(err, EINVAL, "the execution has no language");
+		return cr_error_setn(err, EINVAL, "the execution has no language");
 	if (!one_of(ex->delivery_mode, delivery_modes, ARRAY_SIZE(delivery_modes)))
-		return store_fail(err, EINVAL, "delivery mode '%s' is not inline, stream or async",
+		return cr_error_setn(err, EINVAL, "delivery mode '%s' is not inline, stream or async",
 				  ex->delivery_mode ? ex->delivery_mode : "");
 	now = store_now_iso();
 	store_bind_text(s, 1, ex->trace_id);
@@ -66,9 +66,9 @@ int store_exec_insert(struct store *st, struct store_exec *ex, struct cr_error *
 	if (rc != SQLITE_DONE) {
 		free(now);
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-			return store_fail(err, EEXIST, "execution '%s' already exists", ex->trace_id);
+			return cr_error_setn(err, EEXIST, "execution '%s' already exists", ex->trace_id);
 		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-			return store_fail(err, ENOENT, "API key %lld or environment %lld not found",
+			return cr_error_setn(err, ENOENT, "API key %lld or environment %lld not found",
 					  (long long)ex->key_id, (long long)ex->env_id);
 		return store_db_fail(st, err, "record execution");
 	}
@@ -121,9 +121,9 @@ static int exec_finish_locked(struct store *st, struct store_exec *ex, const cha
 	if (rc == SQLITE_DONE) {
 		store_bind_text(exists, 1, ex->trace_id);
 		if (sqlite3_step(exists) == SQLITE_ROW)
-			return store_fail(err, EALREADY, "execution '%s' has already ended (%s)",
+			return cr_error_setn(err, EALREADY, "execution '%s' has already ended (%s)",
 					  ex->trace_id, (const char *)sqlite3_column_text(exists, 0));
-		return store_fail(err, ENOENT, "execution '%s' not found", ex->trace_id);
+		return cr_error_setn(err, ENOENT, "execution '%s' not found", ex->trace_id);
 	}
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "record the end of an execution");
@@ -151,10 +151,10 @@ int store_exec_finish(struct store *st, struct store_exec *ex, struct cr_error *
 	if (check_trace_id(ex->trace_id, err) < 0)
 		return -1;
 	if (!one_of(ex->status, final_statuses, ARRAY_SIZE(final_statuses)))
-		return store_fail(err, EINVAL, "'%s' is not the status of an ended execution",
+		return cr_error_setn(err, EINVAL, "'%s' is not the status of an ended execution",
 				  ex->status ? ex->status : "");
 	if (ex->credits < 0)
-		return store_fail(err, EINVAL, "credits %lld are negative", (long long)ex->credits);
+		return cr_error_setn(err, EINVAL, "credits %lld are negative", (long long)ex->credits);
 	if (store_begin(st, err) < 0)
 		return -1;
 	now = store_now_iso();
@@ -187,7 +187,7 @@ int store_exec_get(struct store *st, const char *trace_id, struct store_exec *ou
 	store_bind_text(s, 1, trace_id ? trace_id : "");
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "execution '%s' not found", trace_id ? trace_id : "");
+		return cr_error_setn(err, ENOENT, "execution '%s' not found", trace_id ? trace_id : "");
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read execution");
 	out->trace_id = store_col_text(s, 0);
@@ -268,7 +268,7 @@ int store_usage_credits(struct store *st, int64_t key_id, const char *month, int
 		store_month_of(NULL, now);
 		month = now;
 	} else if (!store_month_valid(month)) {
-		return store_fail(err, EINVAL, "month '%s' is not YYYY-MM", month);
+		return cr_error_setn(err, EINVAL, "month '%s' is not YYYY-MM", month);
 	}
 	sqlite3_bind_int64(s, 1, key_id);
 	store_bind_text(s, 2, month);
@@ -306,7 +306,7 @@ int store_usage_list(struct store *st, const char *env, const char *month,
 		store_month_of(NULL, now);
 		month = now;
 	} else if (!store_month_valid(month)) {
-		return store_fail(err, EINVAL, "month '%s' is not YYYY-MM", month);
+		return cr_error_setn(err, EINVAL, "month '%s' is not YYYY-MM", month);
 	}
 	store_bind_text(s, 1, month);
 	if (env) {

@@ -31,12 +31,6 @@ struct store {
 	struct store_stmt_slot cache[STORE_STMT_CACHE];
 };
 
-/* Set err with `errnum` but without the strerror() suffix that
- * cr_error_set() would add: the sentence stands alone and errnum is there
- * for callers to map (ENOENT to 404, EEXIST to 409, ...).  Returns -1. */
-int store_fail(struct cr_error *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* Turn the connection's last SQLite error into err (EIO, or EAGAIN when the
  * database stayed locked past the busy timeout).  Returns -1. */
 int store_db_fail(struct store *st, struct cr_error *err, const char *what);

@@ -59,11 +59,11 @@ static int check_region(const char *region, struct cr_error *err)
 	size_t len = region ? strlen(region) : 0;
 
 	if (len == 0 || len > 32)
-		return store_fail(err, EINVAL, "the region must be 1 to 32 characters");
+		return cr_error_setn(err, EINVAL, "the region must be 1 to 32 characters");
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)region[i];
 		if (!isascii(c) || !(islower(c) || isdigit(c) || (c == '-' && i > 0 && i < len - 1)))
-			return store_fail(err, EINVAL,
+			return cr_error_setn(err, EINVAL,
 					  "region '%s' may hold only a-z, 0-9 and inner '-'", region);
 	}
 	return 0;
@@ -77,10 +77,10 @@ static int check_label(const char *name, struct cr_error *err)
 		return 0;
 	len = strlen(name);
 	if (len == 0 || len > 128)
-		return store_fail(err, EINVAL, "the key name must be 1 to 128 characters");
+		return cr_error_setn(err, EINVAL, "the key name must be 1 to 128 characters");
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return store_fail(err, EINVAL, "the key name holds a control character");
+			return cr_error_setn(err, EINVAL, "the key name holds a control character");
 	return 0;
 }
 
@@ -112,7 +112,7 @@ static int key_get_locked(struct store *st, int64_t id, struct store_key *out,
 	sqlite3_bind_int64(s, 1, id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "API key %lld not found", (long long)id);
+		return cr_error_setn(err, ENOENT, "API key %lld not found", (long long)id);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read API key");
 	key_from_row(s, out);
@@ -145,7 +145,7 @@ static int key_create_locked(struct store *st, const char *env, const char *plan
 	rc = sqlite3_step(pl);
 	sqlite3_reset(pl);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "plan '%s' not found", plan);
+		return cr_error_setn(err, ENOENT, "plan '%s' not found", plan);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read plan");
 
@@ -184,7 +184,7 @@ int store_key_create(struct store *st, const char *env, const char *plan, const 
 	    check_label(name, err) < 0)
 		return -1;
 	if (plan == NULL || *plan == '\0')
-		return store_fail(err, EINVAL, "the plan name is empty");
+		return cr_error_setn(err, EINVAL, "the plan name is empty");
 	if (store_begin(st, err) < 0)
 		return -1;
 	r = key_create_locked(st, env, plan, name, region, secret, out, err);
@@ -212,13 +212,13 @@ int store_key_authenticate(struct store *st, const char *secret, struct store_ke
 	if (s == NULL)
 		return -1;
 	if (secret == NULL || *secret == '\0' || strlen(secret) > MAX_PRESENTED)
-		return store_fail(err, ENOENT, "unknown API key");
+		return cr_error_setn(err, ENOENT, "unknown API key");
 	store_hash_secret(st, secret, hash);
 	sqlite3_bind_blob(s, 1, hash, sizeof(hash), SQLITE_TRANSIENT);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		sodium_memzero(hash, sizeof(hash));
-		return store_fail(err, ENOENT, "unknown API key");
+		return cr_error_setn(err, ENOENT, "unknown API key");
 	}
 	if (rc != SQLITE_ROW) {
 		sodium_memzero(hash, sizeof(hash));
@@ -231,9 +231,9 @@ int store_key_authenticate(struct store *st, const char *secret, struct store_ke
 	     sodium_memcmp(stored, hash, sizeof(hash)) == 0;
 	sodium_memzero(hash, sizeof(hash));
 	if (!rc)
-		return store_fail(err, ENOENT, "unknown API key");
+		return cr_error_setn(err, ENOENT, "unknown API key");
 	if (sqlite3_column_type(s, 7) != SQLITE_NULL)
-		return store_fail(err, EKEYREVOKED, "API key %s... was revoked",
+		return cr_error_setn(err, EKEYREVOKED, "API key %s... was revoked",
 				  (const char *)sqlite3_column_text(s, 1));
 	key_from_row(s, out);
 	return 0;
@@ -307,11 +307,11 @@ static int key_resolve_locked(struct store *st, const char *what, int64_t *id, c
 		errno = 0;
 		long long v = strtoll(what, &end, 10);
 		if (errno == ERANGE)
-			return store_fail(err, ENOENT, "API key %s not found", what);
+			return cr_error_setn(err, ENOENT, "API key %s not found", what);
 		s = by_id;
 		sqlite3_bind_int64(s, 1, v);
 	} else if (strlen(what) < 8) {
-		return store_fail(err, EINVAL,
+		return cr_error_setn(err, EINVAL,
 				  "'%s' is neither a key id nor a key prefix of 8 characters or more",
 				  what);
 	} else {
@@ -328,7 +328,7 @@ static int key_resolve_locked(struct store *st, const char *what, int64_t *id, c
 		rc = sqlite3_step(s);
 	}
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "API key '%s' not found", what);
+		return cr_error_setn(err, ENOENT, "API key '%s' not found", what);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "look up API key");
 	*id = sqlite3_column_int64(s, 0);
@@ -336,7 +336,7 @@ static int key_resolve_locked(struct store *st, const char *what, int64_t *id, c
 	*revoked = sqlite3_column_type(s, 2) != SQLITE_NULL;
 	if (s == by_prefix && sqlite3_step(s) == SQLITE_ROW) {
 		free(steal_pointer(prefix));
-		return store_fail(err, ENOTUNIQ, "more than one API key starts with '%s'", what);
+		return cr_error_setn(err, ENOTUNIQ, "more than one API key starts with '%s'", what);
 	}
 	return 0;
 }
@@ -354,18 +354,18 @@ int store_key_revoke(struct store *st, const char *id_or_prefix, struct cr_error
 	if (s == NULL)
 		return -1;
 	if (id_or_prefix == NULL || *id_or_prefix == '\0')
-		return store_fail(err, EINVAL, "give a key id or prefix");
+		return cr_error_setn(err, EINVAL, "give a key id or prefix");
 	if (key_resolve_locked(st, id_or_prefix, &id, &prefix, &revoked, err) < 0)
 		return -1;
 	if (revoked)
-		return store_fail(err, EKEYREVOKED, "API key %lld (%s) is already revoked",
+		return cr_error_setn(err, EKEYREVOKED, "API key %lld (%s) is already revoked",
 				  (long long)id, prefix);
 	store_bind_text(s, 1, now);
 	sqlite3_bind_int64(s, 2, id);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return store_db_fail(st, err, "revoke API key");
 	if (sqlite3_changes(st->db) == 0)
-		return store_fail(err, EKEYREVOKED, "API key %lld (%s) is already revoked",
+		return cr_error_setn(err, EKEYREVOKED, "API key %lld (%s) is already revoked",
 				  (long long)id, prefix);
 	return 0;
 }
@@ -451,13 +451,13 @@ int store_admin_token_check(struct store *st, const char *token, struct cr_error
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_db_fail(st, err, "read admin token");
 	if (rc == SQLITE_DONE || token == NULL || strlen(token) > MAX_PRESENTED)
-		return store_fail(err, EACCES, "invalid admin token");
+		return cr_error_setn(err, EACCES, "invalid admin token");
 	store_hash_secret(st, token, hash);
 	stored = sqlite3_column_blob(s, 0);
 	ok = stored && sqlite3_column_bytes(s, 0) == (int)sizeof(hash) &&
 	     sodium_memcmp(stored, hash, sizeof(hash)) == 0;
 	sodium_memzero(hash, sizeof(hash));
 	if (!ok)
-		return store_fail(err, EACCES, "invalid admin token");
+		return cr_error_setn(err, EACCES, "invalid admin token");
 	return 0;
 }

@@ -195,7 +195,7 @@ static int apply_one(struct store *st, const struct migration *m, struct cr_erro
 		return 0;
 	}
 	if (sqlite3_exec(st->db, m->sql, NULL, NULL, &msg) != SQLITE_OK) {
-		store_fail(err, EIO, "migration %d: %s", m->version, msg ? msg : "failed");
+		cr_error_setn(err, EIO, "migration %d: %s", m->version, msg ? msg : "failed");
 		sqlite3_free(msg);
 		goto fail;
 	}
@@ -231,7 +231,7 @@ int store_migrate(struct store *st, struct cr_error *err)
 			 "  version INTEGER PRIMARY KEY,"
 			 "  applied_at TEXT NOT NULL)",
 			 NULL, NULL, &msg) != SQLITE_OK) {
-		store_fail(err, EIO, "cannot create schema_migrations: %s", msg ? msg : "failed");
+		cr_error_setn(err, EIO, "cannot create schema_migrations: %s", msg ? msg : "failed");
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -239,7 +239,7 @@ int store_migrate(struct store *st, struct cr_error *err)
 		/* Numbered 1, 2, 3...: a duplicate number would be skipped as
 		 * applied, silently. */
 		if (migrations[i].version != (int)i + 1)
-			return store_fail(err, EINVAL, "migration %zu is numbered %d", i + 1,
+			return cr_error_setn(err, EINVAL, "migration %zu is numbered %d", i + 1,
 					  migrations[i].version);
 		if (apply_one(st, &migrations[i], err) < 0)
 			return -1;

@@ -17,27 +17,12 @@
 
 /* --- helpers ---------------------------------------------------------- */
 
-int store_fail(struct cr_error *err, int errnum, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	if (err == NULL || err->msg != NULL)
-		return -1;
-	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	err->msg = msg;
-	err->errnum = errnum;
-	return -1;
-}
-
 int store_db_fail(struct store *st, struct cr_error *err, const char *what)
 {
 	int code = sqlite3_errcode(st->db) & 0xff;
 	int errnum = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? EAGAIN : EIO;
 
-	return store_fail(err, errnum, "%s: %s", what, sqlite3_errmsg(st->db));
+	return cr_error_setn(err, errnum, "%s: %s", what, sqlite3_errmsg(st->db));
 }
 
 sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct cr_error *err)
@@ -48,7 +33,7 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct cr_error *err
 		if (st->cache[i].sql == sql)
 			return st->cache[i].stmt;
 	if (i == STORE_STMT_CACHE) {
-		store_fail(err, EIO, "internal error: more than %d distinct statements",
+		cr_error_setn(err, EIO, "internal error: more than %d distinct statements",
 			   STORE_STMT_CACHE);
 		return NULL;
 	}
@@ -139,7 +124,7 @@ static int exec_sql(struct store *st, const char *sql, struct cr_error *err)
 	char *msg = NULL;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		store_fail(err, EIO, "%s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
+		cr_error_setn(err, EIO, "%s: %s", sql, msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -161,7 +146,7 @@ struct store *store_open(const char *path, const unsigned char hash_key[32], str
 	int fd;
 
 	if (sodium_init() < 0) {
-		store_fail(err, EIO, "cannot initialise libsodium");
+		cr_error_setn(err, EIO, "cannot initialise libsodium");
 		return NULL;
 	}
 	/* Create the file ourselves so that it (and the -wal and -shm files,
@@ -181,9 +166,9 @@ struct store *store_open(const char *path, const unsigned char hash_key[32], str
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		if (st->db)
-			store_fail(err, EIO, "cannot open database '%s': %s", path, sqlite3_errmsg(st->db));
+			cr_error_setn(err, EIO, "cannot open database '%s': %s", path, sqlite3_errmsg(st->db));
 		else
-			store_fail(err, ENOMEM, "cannot open database '%s'", path);
+			cr_error_setn(err, ENOMEM, "cannot open database '%s'", path);
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
@@ -193,7 +178,7 @@ struct store *store_open(const char *path, const unsigned char hash_key[32], str
 		goto fail_path;
 	}
 	if (strcmp(mode, "wal") != 0) {
-		store_fail(err, EIO, "journal_mode is '%s', not 'wal'", mode);
+		cr_error_setn(err, EIO, "journal_mode is '%s', not 'wal'", mode);
 		goto fail_path;
 	}
 	/* synchronous=NORMAL is durable against a crash of corral (every
@@ -271,7 +256,7 @@ int store_plan_get(struct store *st, const char *name, struct store_plan *out, s
 	store_bind_text(s, 1, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "plan '%s' not found", name);
+		return cr_error_setn(err, ENOENT, "plan '%s' not found", name);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read plan");
 	plan_from_row(s, out);
@@ -284,10 +269,10 @@ int store_plan_set(struct store *st, const struct store_plan *p, struct cr_error
 	cleanup_stmt sqlite3_stmt *s = NULL;
 
 	if (p->name == NULL || store_check_env_name(p->name, NULL) < 0)
-		return store_fail(err, EINVAL, "plan name '%s' must be like an environment name",
+		return cr_error_setn(err, EINVAL, "plan name '%s' must be like an environment name",
 				  p->name ? p->name : "");
 	if (p->monthly_credits < -1 || p->max_timeout_s <= 0 || p->max_concurrent < 0)
-		return store_fail(err, EINVAL,
+		return cr_error_setn(err, EINVAL,
 				  "plan '%s': credits must be -1 (unlimited) or more, the timeout cap above 0, concurrency 0 (unlimited) or more",
 				  p->name);
 	s = store_stmt(st,
@@ -377,19 +362,19 @@ int store_check_env_name(const char *name, struct cr_error *err)
 	size_t len = name ? strlen(name) : 0;
 
 	if (len == 0)
-		return store_fail(err, EINVAL, "the environment name is empty");
+		return cr_error_setn(err, EINVAL, "the environment name is empty");
 	if (len > 63)
-		return store_fail(err, EINVAL, "environment name '%.63s...' is longer than 63 characters",
+		return cr_error_setn(err, EINVAL, "environment name '%.63s...' is longer than 63 characters",
 				  name);
 	if (!(islower((unsigned char)name[0]) || isdigit((unsigned char)name[0])) ||
 	    !isascii((unsigned char)name[0]))
-		return store_fail(err, EINVAL,
+		return cr_error_setn(err, EINVAL,
 				  "environment name '%s' must start with a lowercase letter or a digit",
 				  name);
 	for (size_t i = 1; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (!isascii(c) || !(islower(c) || isdigit(c) || c == '-' || c == '_'))
-			return store_fail(err, EINVAL,
+			return cr_error_setn(err, EINVAL,
 					  "environment name '%s' may hold only a-z, 0-9, '-' and '_'",
 					  name);
 	}
@@ -407,7 +392,7 @@ static int normalize_network(const char *text, char **out, struct cr_error *err)
 
 	*out = NULL;
 	if (egress_policy_parse_string(text ? text : "none", &p, &perr) < 0) {
-		store_fail(err, EINVAL, "%s", perr.msg ? perr.msg : "bad network policy");
+		cr_error_setn(err, EINVAL, "%s", perr.msg ? perr.msg : "bad network policy");
 		cr_error_release(&perr);
 		return -1;
 	}
@@ -424,18 +409,18 @@ static int check_env(const struct store_env *env, char **network, struct cr_erro
 	if (store_check_env_name(env->name, err) < 0)
 		return -1;
 	if (env->image == NULL || env->image[0] == '\0' || strlen(env->image) > 255)
-		return store_fail(err, EINVAL, "the image name must be 1 to 255 characters");
+		return cr_error_setn(err, EINVAL, "the image name must be 1 to 255 characters");
 	if (env->memory_mib < 8 || env->memory_mib > (1 << 20))
-		return store_fail(err, EINVAL, "memory %lld MiB is not between 8 and 1048576",
+		return cr_error_setn(err, EINVAL, "memory %lld MiB is not between 8 and 1048576",
 				  (long long)env->memory_mib);
 	if (env->pids < 2 || env->pids > 4194304)
-		return store_fail(err, EINVAL, "pids %lld is not between 2 and 4194304",
+		return cr_error_setn(err, EINVAL, "pids %lld is not between 2 and 4194304",
 				  (long long)env->pids);
 	if (env->cpu_milli < 10 || env->cpu_milli > 1024000)
-		return store_fail(err, EINVAL, "cpu_milli %lld is not between 10 and 1024000",
+		return cr_error_setn(err, EINVAL, "cpu_milli %lld is not between 10 and 1024000",
 				  (long long)env->cpu_milli);
 	if (env->tmp_mib < 1 || env->tmp_mib > (1 << 20))
-		return store_fail(err, EINVAL, "tmp size %lld MiB is not between 1 and 1048576",
+		return cr_error_setn(err, EINVAL, "tmp size %lld MiB is not between 1 and 1048576",
 				  (long long)env->tmp_mib);
 	return normalize_network(env->network, network, err);
 }
@@ -465,7 +450,7 @@ int store_env_id_locked(struct store *st, const char *name, int64_t *id, struct 
 	store_bind_text(s, 1, name);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "environment '%s' not found", name ? name : "");
+		return cr_error_setn(err, ENOENT, "environment '%s' not found", name ? name : "");
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read environment");
 	*id = sqlite3_column_int64(s, 0);
@@ -499,7 +484,7 @@ int store_env_create(struct store *st, struct store_env *env, struct cr_error *e
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
 		free(now);
 		free(network);
-		return store_fail(err, EEXIST, "environment '%s' already exists", env->name);
+		return cr_error_setn(err, EEXIST, "environment '%s' already exists", env->name);
 	}
 	if (rc != SQLITE_DONE) {
 		free(now);
@@ -531,8 +516,8 @@ static int env_get(struct store *st, const char *sql, const char *name, int64_t 
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		if (name)
-			return store_fail(err, ENOENT, "environment '%s' not found", name);
-		return store_fail(err, ENOENT, "environment %lld not found", (long long)id);
+			return cr_error_setn(err, ENOENT, "environment '%s' not found", name);
+		return cr_error_setn(err, ENOENT, "environment %lld not found", (long long)id);
 	}
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read environment");
@@ -603,7 +588,7 @@ int store_env_update(struct store *st, const struct store_env *env, struct cr_er
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return store_db_fail(st, err, "update environment");
 	if (sqlite3_changes(st->db) == 0)
-		return store_fail(err, ENOENT, "environment '%s' not found", env->name);
+		return cr_error_setn(err, ENOENT, "environment '%s' not found", env->name);
 	return 0;
 }
 
@@ -640,7 +625,7 @@ static int env_delete_locked(struct store *st, const char *name, bool force, str
 		return store_db_fail(st, err, "count keys");
 	active = sqlite3_column_int64(count, 0);
 	if (active > 0 && !force)
-		return store_fail(err, EBUSY, "environment '%s' still has %lld active API key%s",
+		return cr_error_setn(err, EBUSY, "environment '%s' still has %lld active API key%s",
 				  name, (long long)active, active == 1 ? "" : "s");
 	store_bind_text(revoke, 1, now);
 	sqlite3_bind_int64(revoke, 2, id);
@@ -692,16 +677,16 @@ int store_check_thread_id(const char *id, struct cr_error *err)
 	size_t len = id ? strlen(id) : 0;
 
 	if (len == 0)
-		return store_fail(err, EINVAL, "the thread_id is empty");
+		return cr_error_setn(err, EINVAL, "the thread_id is empty");
 	if (len > 128)
-		return store_fail(err, EINVAL, "thread_id '%.32s...' is longer than 128 characters", id);
+		return cr_error_setn(err, EINVAL, "thread_id '%.32s...' is longer than 128 characters", id);
 	/* The id names a directory: "." and ".." would name another one. */
 	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
-		return store_fail(err, EINVAL, "thread_id '%s' is not allowed", id);
+		return cr_error_setn(err, EINVAL, "thread_id '%s' is not allowed", id);
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
 		if (!isascii(c) || !(isalnum(c) || c == '.' || c == '_' || c == '-'))
-			return store_fail(err, EINVAL,
+			return cr_error_setn(err, EINVAL,
 					  "thread_id may hold only A-Z, a-z, 0-9, '.', '_' and '-'");
 	}
 	return 0;
@@ -731,7 +716,7 @@ int store_thread_touch(struct store *st, int64_t env_id, const char *thread_id, 
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return store_db_fail(st, err, "record thread");
 	if (sqlite3_changes(st->db) == 0)
-		return store_fail(err, ENOENT, "environment %lld not found", (long long)env_id);
+		return cr_error_setn(err, ENOENT, "environment %lld not found", (long long)env_id);
 	return 0;
 }
 
@@ -761,7 +746,7 @@ int store_thread_get(struct store *st, int64_t env_id, const char *thread_id,
 	store_bind_text(s, 2, thread_id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
-		return store_fail(err, ENOENT, "thread '%s' not found", thread_id);
+		return cr_error_setn(err, ENOENT, "thread '%s' not found", thread_id);
 	if (rc != SQLITE_ROW)
 		return store_db_fail(st, err, "read thread");
 	thread_from_row(s, out);
@@ -810,7 +795,7 @@ int store_thread_delete(struct store *st, int64_t env_id, const char *thread_id,
 	if (sqlite3_step(s) != SQLITE_DONE)
 		return store_db_fail(st, err, "delete thread");
 	if (sqlite3_changes(st->db) == 0)
-		return store_fail(err, ENOENT, "thread '%s' not found", thread_id);
+		return cr_error_setn(err, ENOENT, "thread '%s' not found", thread_id);
 	return 0;
 }
 

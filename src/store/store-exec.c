@@ -252,6 +252,19 @@ void store_exec_release(struct store_exec *e)
 
 /* --- usage ------------------------------------------------------------ */
 
+/* *month as given (checked), or this month in `now` when NULL. */
+static int month_or_now(const char **month, char now[8], struct cr_error *err)
+{
+	if (*month == NULL) {
+		store_month_of(NULL, now);
+		*month = now;
+		return 0;
+	}
+	if (!store_month_valid(*month))
+		return cr_error_setn(err, EINVAL, "month '%s' is not YYYY-MM", *month);
+	return 0;
+}
+
 int store_usage_credits(struct store *st, int64_t key_id, const char *month, int64_t *credits,
 			struct cr_error *err)
 {
@@ -264,12 +277,8 @@ int store_usage_credits(struct store *st, int64_t key_id, const char *month, int
 	*credits = 0;
 	if (s == NULL)
 		return -1;
-	if (month == NULL) {
-		store_month_of(NULL, now);
-		month = now;
-	} else if (!store_month_valid(month)) {
-		return cr_error_setn(err, EINVAL, "month '%s' is not YYYY-MM", month);
-	}
+	if (month_or_now(&month, now, err) < 0)
+		return -1;
 	sqlite3_bind_int64(s, 1, key_id);
 	store_bind_text(s, 2, month);
 	rc = sqlite3_step(s);
@@ -302,12 +311,8 @@ int store_usage_list(struct store *st, const char *env, const char *month,
 	*n = 0;
 	if (s == NULL)
 		return -1;
-	if (month == NULL) {
-		store_month_of(NULL, now);
-		month = now;
-	} else if (!store_month_valid(month)) {
-		return cr_error_setn(err, EINVAL, "month '%s' is not YYYY-MM", month);
-	}
+	if (month_or_now(&month, now, err) < 0)
+		return -1;
 	store_bind_text(s, 1, month);
 	if (env) {
 		if (store_env_id_locked(st, env, &env_id, err) < 0)

@@ -864,7 +864,10 @@ void api_job_finished(struct server *srv, struct job *job, const struct sandbox_
 	job_done(srv, job);
 }
 
-void api_job_failed_to_start(struct server *srv, struct job *job, const char *why)
+/* Record a job that never ran as ended with `status` and `why`, and
+ * reply `http` with the error `code` (and the trace id when `traced`). */
+static void end_unstarted(struct server *srv, struct job *job, const char *status, unsigned http,
+			  const char *code, const char *why, bool traced)
 {
 	struct store_exec rec;
 	struct cr_error err = CR_ERROR_INIT;
@@ -872,19 +875,24 @@ void api_job_failed_to_start(struct server *srv, struct job *job, const char *wh
 
 	memset(&rec, 0, sizeof(rec));
 	rec.trace_id = job->trace_id;
-	rec.status = "failed";
+	rec.status = (char *)status;
 	rec.exit_code = -1;
 	rec.error = (char *)why;
-	rec.credits = 0;
 	if (store_exec_finish(srv->state.store, &rec, &err) < 0)
 		cr_error_release(&err);
 	free(rec.completed_at);
-	o = json_pack("{s:s, s:s, s:s}", "error", "internal_error", "message", why, "trace_id",
-		      job->trace_id);
+	o = json_pack("{s:s, s:s}", "error", code, "message", why);
+	if (traced)
+		json_object_set_new(o, "trace_id", json_string(job->trace_id));
 	job->reply = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	job->http_status = 500;
+	job->http_status = http;
 	job_done(srv, job);
+}
+
+void api_job_failed_to_start(struct server *srv, struct job *job, const char *why)
+{
+	end_unstarted(srv, job, "failed", 500, "internal_error", why, true);
 }
 
 void api_cancel_all(struct server *srv)
@@ -894,24 +902,8 @@ void api_cancel_all(struct server *srv)
 
 void api_job_refused(struct server *srv, struct job *job)
 {
-	struct store_exec rec;
-	struct cr_error err = CR_ERROR_INIT;
-	json_t *o;
-
-	memset(&rec, 0, sizeof(rec));
-	rec.trace_id = job->trace_id;
-	rec.status = "cancelled";
-	rec.exit_code = -1;
-	rec.error = "the server shut down before this execution started";
-	if (store_exec_finish(srv->state.store, &rec, &err) < 0)
-		cr_error_release(&err);
-	free(rec.completed_at);
-	o = json_pack("{s:s, s:s}", "error", "unavailable", "message",
-		      "the server shut down before this execution started");
-	job->reply = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	job->http_status = 503;
-	job_done(srv, job);
+	end_unstarted(srv, job, "cancelled", 503, "unavailable",
+		      "the server shut down before this execution started", false);
 }
 
 bool api_thread_busy(struct server *srv, int64_t env_id, const char *thread_id)

@@ -188,54 +188,37 @@ not_object:
 	return invalid(err, "'secrets' must be an object of NAME: VALUE strings");
 }
 
-static enum MHD_Result create(struct server *srv, struct MHD_Connection *conn,
-			      struct request *req)
+/* POST /admin/v1/connectors (name NULL: create, from the body) and
+ * POST /admin/v1/connectors/NAME/rotate (only the secret may change). */
+static enum MHD_Result create_or_rotate(struct server *srv, struct MHD_Connection *conn,
+					struct request *req, const char *name)
 {
+	static const char *const rotatable[] = { "secret", "secrets", "vars", "access_key_id",
+						 NULL };
 	struct cr_error err = CR_ERROR_INIT;
 	struct connector_spec spec = { 0 };
 	struct store_connector c;
 	enum MHD_Result ret;
 	json_t *o;
+	int r;
 
 	if ((o = secret_body(req, conn, &ret)) == NULL)
 		return ret;
-	if (spec_from_json(o, &spec, NULL, &err) < 0 ||
-	    connector_add(&srv->state, &spec, &c, &err) < 0) {
-		body_free(o);
-		connector_spec_release(&spec);
-		return fail_err(conn, &err);
-	}
+	if (name)
+		spec.name = xstrdup(name);
+	r = spec_from_json(o, &spec, name ? rotatable : NULL, &err);
+	if (r == 0)
+		r = name ? connector_rotate(&srv->state, &spec, &c, &err)
+			 : connector_add(&srv->state, &spec, &c, &err);
 	body_free(o);
 	connector_spec_release(&spec);
-	srv_log(srv, 2, "admin: created connector '%s' (%s)", c.name, c.type);
-	ret = reply(conn, 201, connector_json(&c));
-	store_connector_release(&c);
-	return ret;
-}
-
-static enum MHD_Result rotate(struct server *srv, struct MHD_Connection *conn,
-			      struct request *req, const char *name)
-{
-	static const char *const allowed[] = { "secret", "secrets", "vars", "access_key_id", NULL };
-	struct cr_error err = CR_ERROR_INIT;
-	struct connector_spec spec = { 0 };
-	struct store_connector c;
-	enum MHD_Result ret;
-	json_t *o;
-
-	if ((o = secret_body(req, conn, &ret)) == NULL)
-		return ret;
-	spec.name = xstrdup(name);
-	if (spec_from_json(o, &spec, allowed, &err) < 0 ||
-	    connector_rotate(&srv->state, &spec, &c, &err) < 0) {
-		body_free(o);
-		connector_spec_release(&spec);
+	if (r < 0)
 		return fail_err(conn, &err);
-	}
-	body_free(o);
-	connector_spec_release(&spec);
-	srv_log(srv, 2, "admin: rotated connector '%s'", c.name);
-	ret = reply(conn, 200, connector_json(&c));
+	if (name)
+		srv_log(srv, 2, "admin: rotated connector '%s'", c.name);
+	else
+		srv_log(srv, 2, "admin: created connector '%s' (%s)", c.name, c.type);
+	ret = reply(conn, name ? 200 : 201, connector_json(&c));
 	store_connector_release(&c);
 	return ret;
 }
@@ -398,7 +381,7 @@ enum MHD_Result api_admin_connectors(struct server *srv, struct MHD_Connection *
 		if (get)
 			return list(srv, conn);
 		if (post)
-			return create(srv, conn, req);
+			return create_or_rotate(srv, conn, req, NULL);
 		return fail(conn, 404, "not_found", "no such method here: use GET or POST");
 	}
 	action = strchr(rest, '/');
@@ -416,7 +399,7 @@ enum MHD_Result api_admin_connectors(struct server *srv, struct MHD_Connection *
 		return fail(conn, 404, "not_found",
 			    "use POST /admin/v1/connectors/{name}/rotate, /attach or /detach");
 	if (strcmp(action, "rotate") == 0)
-		return rotate(srv, conn, req, name);
+		return create_or_rotate(srv, conn, req, name);
 	if (strcmp(action, "attach") == 0 || strcmp(action, "detach") == 0)
 		return attach(srv, conn, req, name, strcmp(action, "attach") == 0);
 	return fail(conn, 404, "not_found",

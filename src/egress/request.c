@@ -100,21 +100,6 @@ static int refuse(struct proxy_refusal *why, int status, const char *phrase, con
 	return -1;
 }
 
-/* `s` for a sentence: printable ASCII, the rest as \xNN, cut at 200 bytes. */
-static void quote(char *out, size_t cap, const char *s, size_t n)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; s && i < n && i < 200 && o + 5 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f)
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-	}
-	out[o] = '\0';
-}
-
 size_t proxy_head_length(const char *buf, size_t len)
 {
 	const char *end = memmem(buf, len, "\r\n\r\n", 4);
@@ -134,7 +119,7 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 	struct http_parser_url u;
 	http_parser p;
 	size_t done;
-	char q[1024];
+	char q[CR_SHOW_SIZE];
 	uint16_t off, flen;
 
 	memset(rq, 0, sizeof(*rq));
@@ -184,7 +169,7 @@ int proxy_request_parse(const char *buf, size_t len, struct proxy_request *rq,
 	rq->method = http_method_str(p.method);
 	rq->http_major = p.http_major;
 	rq->http_minor = p.http_minor;
-	quote(q, sizeof(q), st.url, st.url_len);
+	cr_show(st.url, st.url ? st.url_len : 0, false, q);
 	http_parser_url_init(&u);
 	if (st.url == NULL || http_parser_parse_url(st.url, st.url_len, rq->tunnel, &u) != 0 ||
 	    !(u.field_set & (1 << UF_HOST))) {

@@ -21,40 +21,6 @@ struct host {
 	unsigned char addr[16];
 };
 
-/* ---- Display ---------------------------------------------------------- */
-
-/* Longest part of untrusted text shown in a message. */
-#define SHOW_MAX 260
-
-/* Copy `len` bytes of `s` into `out` for quoting in a message: letters
- * lowercased when `lower`, printable ASCII other than quote and backslash
- * kept, everything else as \xNN, cut with "..." after SHOW_MAX bytes.
- * `out` must hold SHOW_MAX * 4 + 4 bytes. */
-static void show(const char *s, size_t len, bool lower, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && i < SHOW_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-			out[o++] = lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c;
-		} else {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	if (len > SHOW_MAX) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
-#define SHOW_SIZE (SHOW_MAX * 4 + 4)
-
 /* ---- Syntax ----------------------------------------------------------- */
 
 static bool is_digit(char c)
@@ -190,7 +156,7 @@ static const char *parse_host(const char *s, size_t len, bool wildcard, struct h
 			if (!(is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'z') || c == '-' ||
 			      c == '_')) {
 				char shown[8];
-				show(&c, 1, false, shown);
+				cr_show(&c, 1, false, shown);
 				snprintf(why, whylen, "unexpected character '%s'", shown);
 				return why;
 			}
@@ -321,8 +287,8 @@ int egress_policy_parse(const char *mode, const char *const *entries, size_t n,
 	} else if (strcmp(mode, "open") == 0) {
 		p.mode = EGRESS_OPEN;
 	} else {
-		char shown[SHOW_SIZE];
-		show(mode, strlen(mode), false, shown);
+		char shown[CR_SHOW_SIZE];
+		cr_show(mode, strlen(mode), false, shown);
 		return cr_error_set(
 		    err, 0, "unknown egress mode '%s' (expected 'none', 'allowlist' or 'open')",
 		    shown);
@@ -343,8 +309,8 @@ int egress_policy_parse(const char *mode, const char *const *entries, size_t n,
 			      "listed";
 		}
 		if (bad) {
-			char shown[SHOW_SIZE];
-			show(entries[i], strnlen(entries[i], EGRESS_ENTRY_MAX + 1), false, shown);
+			char shown[CR_SHOW_SIZE];
+			cr_show(entries[i], strnlen(entries[i], EGRESS_ENTRY_MAX + 1), false, shown);
 			cr_error_set(err, 0, "egress entry '%s': %s", shown, bad);
 			egress_policy_release(&p);
 			return -1;
@@ -641,11 +607,11 @@ static bool decide_matches(struct egress_verdict *v, const char *hostport,
 /* "host:port" for messages; IPv6 in brackets. */
 static void show_hostport(const char *host, int port, char *out, size_t outlen)
 {
-	char shown[SHOW_SIZE];
-	size_t len = strnlen(host, SHOW_MAX + 1);
+	char shown[CR_SHOW_SIZE];
+	size_t len = strnlen(host, CR_SHOW_MAX + 1);
 	bool bracket = host[0] != '[' && memchr(host, ':', len) != NULL;
 
-	show(host, len, true, shown);
+	cr_show(host, len, true, shown);
 	snprintf(out, outlen, "%s%s%s:%d", bracket ? "[" : "", shown, bracket ? "]" : "", port);
 }
 
@@ -672,7 +638,7 @@ static bool refuse_address(struct egress_verdict *v, const char *hostport, int f
 static bool check_name(const struct egress_policy *policy, const char *host, int port,
 		       struct egress_verdict *v, struct host *hp)
 {
-	char hostport[SHOW_SIZE + 16], why[64];
+	char hostport[CR_SHOW_SIZE + 16], why[64];
 	const struct egress_rule *lit, *port_miss = NULL;
 	struct host h;
 	const char *bad;
@@ -749,7 +715,7 @@ bool egress_check_name(const struct egress_policy *policy, const char *host, int
 bool egress_check_address(const struct egress_policy *policy, const char *host, int port,
 			  const struct sockaddr *addr, struct egress_verdict *v)
 {
-	char hostport[SHOW_SIZE + 16];
+	char hostport[CR_SHOW_SIZE + 16];
 	const struct egress_rule *lit;
 	unsigned char a[16];
 	struct addr_class c;

@@ -9,6 +9,7 @@
 #define CORRAL_UTIL_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -81,6 +82,16 @@ int write_file(const char *path, const char *content, struct cr_error *err);
 /* Read a whole (small) file into a NUL-terminated buffer the caller frees.
  * Returns NULL and fills err on failure; *len_out gets the length. */
 char *read_file(const char *path, size_t *len_out, struct cr_error *err);
+
+/* Longest part of untrusted text cr_show() copies. */
+#define CR_SHOW_MAX 260
+#define CR_SHOW_SIZE (CR_SHOW_MAX * 4 + 4)
+
+/* Copy `len` bytes of `s` into `out` for quoting in a message: letters
+ * lowercased when `lower`, printable ASCII other than quote and backslash
+ * kept, everything else as \xNN, cut with "..." after CR_SHOW_MAX bytes.
+ * `out` must hold CR_SHOW_SIZE bytes. */
+void cr_show(const char *s, size_t len, bool lower, char *out);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
